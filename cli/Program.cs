@@ -1,0 +1,3 @@
+using TorchSharp;
+var t = torch.ones(2, 3);
+Console.WriteLine($"sum {t.sum().item<float>()}");

@@ -1,0 +1,8 @@
+using System.CommandLine;
+
+namespace Tune.Cli;
+
+internal static class GenerateCommand
+{
+    public static Command Create() => new("generate", "placeholder");
+}

@@ -1,0 +1,8 @@
+using System.CommandLine;
+
+namespace Tune.Cli;
+
+internal static class InspectCommand
+{
+    public static Command Create() => new("inspect", "placeholder");
+}

@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Tune.Model;
+
+namespace Tune.Cli;
+
+/// <summary>Options shared by every verb that runs a model.</summary>
+internal static class ModelOptions
+{
+    public static Option<string> Model() => new("--model")
+    {
+        Description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)",
+        Required = true,
+        HelpName = "DIR",
+    };
+
+    public static Option<string> Device()
+    {
+        var option = new Option<string>("--device")
+        {
+            Description = "Where to run: auto (first GPU if CUDA is available, else CPU), cpu, cuda or cuda:N",
+            DefaultValueFactory = _ => "auto",
+        };
+        option.Validators.Add(r =>
+        {
+            string v = r.GetValueOrDefault<string>() ?? "";
+            if (v is not ("auto" or "cpu" or "cuda") && !v.StartsWith("cuda:", StringComparison.Ordinal))
+                r.AddError($"--device {v}: expected auto, cpu, cuda or cuda:N");
+        });
+        return option;
+    }
+
+    public static Option<string> DType(string fallback) => new Option<string>("--dtype")
+    {
+        Description = "Compute precision: f32, bf16 or f16 (auto: bf16 on a GPU, f32 on the CPU, where bf16 decoding is slower)",
+        DefaultValueFactory = _ => fallback,
+    }.AcceptOnlyFromAmong("auto", "f32", "bf16", "f16");
+
+    public static TorchRuntime Runtime(string device, string dtype)
+    {
+        var parsedDevice = TorchRuntime.ParseDevice(device);
+        string resolved = dtype != "auto" ? dtype : parsedDevice.type == TorchSharp.DeviceType.CUDA ? "bf16" : "f32";
+        return TorchRuntime.Parse(device, resolved);
+    }
+}

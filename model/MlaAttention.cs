@@ -1,0 +1,116 @@
+using TorchSharp;
+using Tune.Formats;
+using static TorchSharp.torch;
+
+namespace Tune.Model;
+
+/// <summary>
+/// Multi-head latent attention (spec §2.3, §3). Keys and values come from one low-rank latent per token: the
+/// latent c_kv and a single shared rope key k_pe are projected from x, the latent is normalised and up-projected by
+/// kv_b_proj into per-head k_nope and v. Two forms compute the same scores: the training form materialises per-head
+/// keys and values; the absorbed form (used with a <see cref="LatentCache"/>) folds kv_b_proj's key half into the
+/// query and its value half into the output, so the cache holds only ĉ and k̃_pe.
+/// </summary>
+public sealed class MlaAttention : nn.Module
+{
+    private readonly int _heads, _nope, _ropeDim, _v, _rank;
+    private readonly YarnRope _rope;
+    private readonly Projection? _qProj, _qAProj, _qBProj;
+    private readonly RmsNorm? _qANorm;
+    private readonly Projection _kvAProj, _kvBProj, _oProj;
+    private readonly RmsNorm _kvANorm;
+
+    public MlaAttention(CheckpointWeights w, string prefix, DeepSeekV2Config c, YarnRope rope) : base(prefix)
+    {
+        (_heads, _nope, _ropeDim, _v, _rank, _rope) =
+            (c.NumAttentionHeads, c.QkNopeHeadDim, c.QkRopeHeadDim, c.VHeadDim, c.KvLoraRank, rope);
+        long d = c.HiddenSize, qOut = (long)_heads * c.QHeadDim;
+        // The HF code builds both latent norms with the default eps 1e-6, not rms_norm_eps.
+        const double latentEps = 1e-6;
+        if (c.QLoraRank is { } rq)
+        {
+            _qAProj = Projection.Load(w, prefix + ".q_a_proj", rq, d);
+            _qANorm = RmsNorm.Load(w, prefix + ".q_a_layernorm", rq, latentEps);
+            _qBProj = Projection.Load(w, prefix + ".q_b_proj", qOut, rq);
+            register_module("q_a_proj", _qAProj);
+            register_module("q_a_layernorm", _qANorm);
+            register_module("q_b_proj", _qBProj);
+        }
+        else
+        {
+            _qProj = Projection.Load(w, prefix + ".q_proj", qOut, d);
+            register_module("q_proj", _qProj);
+        }
+        _kvAProj = Projection.Load(w, prefix + ".kv_a_proj_with_mqa", _rank + _ropeDim, d);
+        _kvANorm = RmsNorm.Load(w, prefix + ".kv_a_layernorm", _rank, latentEps);
+        _kvBProj = Projection.Load(w, prefix + ".kv_b_proj", (long)_heads * (_nope + _v), _rank);
+        _oProj = Projection.Load(w, prefix + ".o_proj", d, (long)_heads * _v);
+        register_module("kv_a_proj_with_mqa", _kvAProj);
+        register_module("kv_a_layernorm", _kvANorm);
+        register_module("kv_b_proj", _kvBProj);
+        register_module("o_proj", _oProj);
+    }
+
+    /// <summary>
+    /// x [B, T, D] at positions cache.Length… (0… without a cache). <paramref name="mask"/> (bool, true = may attend,
+    /// broadcastable to [B, 1, T, keys]) replaces the causal mask, e.g. to keep packed documents apart.
+    /// </summary>
+    public Tensor Forward(Tensor x, int layer, LatentCache? cache, Tensor? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        long start = cache?.Length ?? 0;
+
+        Tensor q = (_qProj is not null ? _qProj.call(x) : _qBProj!.call(_qANorm!.call(_qAProj!.call(x))))
+            .view(b, t, _heads, _nope + _ropeDim).transpose(1, 2);
+        Tensor qNope = q.narrow(-1, 0, _nope);
+        Tensor kva = _kvAProj.call(x);
+        Tensor latent = _kvANorm.call(kva.narrow(-1, 0, _rank));
+        (Tensor cos, Tensor sin) = _rope.Angles(start, t, x.device);
+        Tensor qRope = YarnRope.Apply(q.narrow(-1, _nope, _ropeDim), cos, sin);
+        Tensor kRope = YarnRope.Apply(kva.narrow(-1, _rank, _ropeDim), cos, sin);
+
+        Tensor o = cache is null
+            ? Naive(qNope, qRope, latent, kRope, mask)
+            : Absorbed(qNope, qRope, cache.Append(layer, latent, kRope), start, mask);
+        return _oProj.call(o.transpose(1, 2).reshape(b, t, (long)_heads * _v)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Training form: per-head k = [k_nope ; k_pe] and v, then scaled dot-product attention.</summary>
+    private Tensor Naive(Tensor qNope, Tensor qRope, Tensor latent, Tensor kRope, Tensor? mask)
+    {
+        long b = latent.shape[0], t = latent.shape[1];
+        Tensor kv = _kvBProj.call(latent).view(b, t, _heads, _nope + _v).transpose(1, 2);
+        Tensor k = cat([kv.narrow(-1, 0, _nope), kRope.unsqueeze(1).expand(b, _heads, t, _ropeDim)], -1);
+        Tensor v = kv.narrow(-1, _nope, _v);
+        // TorchSharp's SDPA takes no scale and uses 1/sqrt(head dim): fold the wanted scale into q.
+        Tensor qScaled = cat([qNope, qRope], -1) * (_rope.SoftmaxScale * Math.Sqrt(_nope + _ropeDim));
+        return mask is null
+            ? nn.functional.scaled_dot_product_attention(qScaled, k, v, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(qScaled, k, v, attn_mask: mask);
+    }
+
+    /// <summary>
+    /// Inference form over the cached latents: score = (W_UKᵀ q_nope)·ĉ + q_pe·k_pe, output = W_UV (Σ p ĉ).
+    /// </summary>
+    private Tensor Absorbed(Tensor qNope, Tensor qRope, (Tensor Latent, Tensor KeyRope) cached, long start, Tensor? mask)
+    {
+        long t = qNope.shape[2];
+        Tensor latents = cached.Latent.unsqueeze(1);                  // [B, 1, S, r]
+        Tensor keyRope = cached.KeyRope.unsqueeze(1);                 // [B, 1, S, dr]
+        long keys = latents.shape[2];
+        Tensor kvB = _kvBProj.Weight.view(_heads, _nope + _v, _rank);
+        Tensor wUK = kvB.narrow(1, 0, _nope);                         // [H, dn, r]
+        Tensor wUV = kvB.narrow(1, _nope, _v);                        // [H, dv, r]
+
+        Tensor qLatent = matmul(qNope, wUK);                          // [B, H, T, r]
+        Tensor scores = (matmul(qLatent, latents.transpose(-1, -2)) + matmul(qRope, keyRope.transpose(-1, -2)))
+            .to(ScalarType.Float32) * _rope.SoftmaxScale;
+        Tensor allowed = arange(keys, device: scores.device).unsqueeze(0)
+            .le(arange(start, start + t, device: scores.device).unsqueeze(1));   // [T, S]
+        if (mask is not null) allowed = allowed.logical_and(mask);
+        Tensor probs = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity)
+            .softmax(-1).to(qNope.dtype);
+        return matmul(matmul(probs, latents), wUV.transpose(-1, -2));   // [B, H, T, dv]
+    }
+}

@@ -1,38 +1,8 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using Tune.Formats;
 using static TorchSharp.torch;
 
 namespace Tune.Model;
-
-/// <summary>`model.*` of the checkpoint: token embedding, decoder layers, final norm.</summary>
-public sealed class DecoderStack : nn.Module
-{
-    private readonly DecoderLayer[] _layers;
-
-    public Parameter Embedding { get; }
-    public RmsNorm Norm { get; }
-
-    public DecoderStack(CheckpointWeights w, DeepSeekV2Config c) : base("model")
-    {
-        var rope = new YarnRope(c);
-        Embedding = new Parameter(w.Load("model.embed_tokens.weight", c.VocabSize, c.HiddenSize), requires_grad: false);
-        _layers = new DecoderLayer[c.NumHiddenLayers];
-        for (int i = 0; i < _layers.Length; i++) _layers[i] = new DecoderLayer(w, c, i, rope);
-        Norm = RmsNorm.Load(w, "model.norm", c.HiddenSize, c.RmsNormEps);
-        register_module("embed_tokens", new ParameterHolder("embed_tokens", Embedding));
-        register_module("layers", new ModuleList<DecoderLayer>(_layers));
-        register_module("norm", Norm);
-    }
-
-    public IReadOnlyList<DecoderLayer> Layers => _layers;
-
-    /// <summary>Holds one parameter under the name "weight", so the embedding's key is model.embed_tokens.weight.</summary>
-    private sealed class ParameterHolder : nn.Module
-    {
-        public ParameterHolder(string name, Parameter weight) : base(name) => register_parameter("weight", weight);
-    }
-}
 
 /// <summary>
 /// The DeepSeek-V2 causal language model (spec §2.2): embedding, decoder layers, final norm, head. One graph serves
@@ -55,7 +25,7 @@ public sealed class DeepSeekV2ForCausalLM : nn.Module
         _model = new DecoderStack(w, c);
         register_module("model", _model);
         _head = c.TieWordEmbeddings
-            ? new Projection("lm_head", _model.Embedding)
+            ? new Projection("lm_head", _model.Embedding.Weight)
             : Projection.Load(w, "lm_head", c.VocabSize, c.HiddenSize);
         if (!c.TieWordEmbeddings) register_module("lm_head", _head);
     }
@@ -76,7 +46,7 @@ public sealed class DeepSeekV2ForCausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
-        Tensor h = _model.Embedding.index_select(0, ids.flatten().to(Runtime.Device)).view(b, t, Config.HiddenSize);
+        Tensor h = _model.Embedding.Lookup( ids.flatten().to(Runtime.Device)).view(b, t, Config.HiddenSize);
         foreach (DecoderLayer layer in _model.Layers) h = layer.Forward(h, cache, mask, auxLosses);
         cache?.Advance((int)t);
         return _head.call(_model.Norm.call(h)).to(ScalarType.Float32).MoveToOuterDisposeScope();

@@ -47,7 +47,8 @@ public sealed class MoeRouter : nn.Module
             long n = scores.shape[0], e = scores.shape[1], groups = config.NGroup!.Value;
             Tensor groupScores = scores.view(n, groups, e / groups).max(-1).values;
             Tensor keptGroups = groupScores.topk(config.TopkGroup!.Value, dim: -1, sorted: false).indexes;
-            Tensor groupMask = zeros_like(groupScores, dtype: ScalarType.Bool).scatter_(1, keptGroups, tensor(true));
+            Tensor groupMask = zeros_like(groupScores, dtype: ScalarType.Bool)
+                .scatter_(1, keptGroups, ones_like(keptGroups, dtype: ScalarType.Bool));
             Tensor expertMask = groupMask.unsqueeze(-1).expand(n, groups, e / groups).reshape(n, e);
             // Softmax scores are positive, so zero removes the other groups' experts from the top-k.
             candidates = scores.masked_fill(expertMask.logical_not(), 0.0);

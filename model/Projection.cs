@@ -12,9 +12,11 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
 {
     public Parameter Weight { get; }
 
+    /// <summary>Wraps <paramref name="weight"/>; an existing Parameter is shared as is (tied embeddings).</summary>
     public Projection(string name, Tensor weight) : base(name)
     {
-        Weight = new Parameter(weight, requires_grad: false);
+        // new Parameter(t) takes over t's native handle, which would leave a tied embedding's Parameter empty.
+        Weight = weight as Parameter ?? new Parameter(weight, requires_grad: false);
         register_parameter("weight", Weight);
     }
 

@@ -72,7 +72,10 @@ public sealed record DeepSeekV2Config
     {
         string text;
         try { text = File.ReadAllText(path); }
-        catch (IOException e) { throw new FormatException($"{path}: cannot read: {e.Message}", e); }
+        catch (IOException e) when (e is not (FileNotFoundException or DirectoryNotFoundException))
+        {
+            throw new FormatException($"{path}: cannot read: {e.Message}", e);
+        }
         return Parse(text, path);
     }
 
@@ -82,7 +85,9 @@ public sealed record DeepSeekV2Config
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }) as JsonObject
+            // Duplicates must fail here: JsonObject would otherwise throw a bare ArgumentException on first lookup.
+            var options = new JsonDocumentOptions { AllowTrailingCommas = true, AllowDuplicateProperties = false };
+            root = JsonNode.Parse(json, documentOptions: options) as JsonObject
                 ?? throw new FormatException($"{source}: the top level is not a JSON object");
         }
         catch (JsonException e)

@@ -35,12 +35,12 @@ public sealed class DecoderLayer : nn.Module
         }
     }
 
+    /// <summary>No dispose scope of its own: the caller's scope collects the few [B, T, D] temporaries, and a balance
+    /// loss added to <paramref name="auxLosses"/> lands in the caller's scope too.</summary>
     public Tensor Forward(Tensor h, LatentCache? cache, Tensor? mask, List<Tensor>? auxLosses)
     {
-        using var scope = NewDisposeScope();
         h = h + _attention.Forward(_inputNorm.call(h), _index, cache, mask);
         Tensor x = _postAttentionNorm.call(h);
-        h = h + (_moe is not null ? _moe.Forward(x, auxLosses) : _dense!.call(x));
-        return h.MoveToOuterDisposeScope();
+        return h + (_moe is not null ? _moe.Forward(x, auxLosses) : _dense!.call(x));
     }
 }

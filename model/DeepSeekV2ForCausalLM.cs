@@ -41,14 +41,18 @@ public sealed class DeepSeekV2ForCausalLM : nn.Module
     /// <summary>
     /// Logits [B, T, V] in float32 for ids [B, T] (int64). With a cache the ids continue the cached tokens and the
     /// cache advances by T; without one positions start at 0 and attention is causal (or <paramref name="mask"/>).
+    /// With <paramref name="auxLosses"/>, each MoE layer's balance loss (spec §2.6) is appended, in the caller's scope.
     /// </summary>
     public Tensor Forward(Tensor ids, LatentCache? cache = null, Tensor? mask = null, List<Tensor>? auxLosses = null)
     {
         using var scope = NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
         Tensor h = _model.Embedding.Lookup( ids.flatten().to(Runtime.Device)).view(b, t, Config.HiddenSize);
+        int lossesBefore = auxLosses?.Count ?? 0;
         foreach (DecoderLayer layer in _model.Layers) h = layer.Forward(h, cache, mask, auxLosses);
         cache?.Advance((int)t);
+        if (auxLosses is not null)
+            foreach (Tensor loss in auxLosses.Skip(lossesBefore)) loss.MoveToOuterDisposeScope();
         return _head.call(_model.Norm.call(h)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 }

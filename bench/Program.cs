@@ -24,10 +24,11 @@ for (int i = 0; i < args.Length; i += 2)
     }
 }
 
-string repo = AppContext.BaseDirectory;
-while (!File.Exists(Path.Combine(repo, "Tune.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new DirectoryNotFoundException("Tune.sln");
 if (model is null)
 {
+    string repo = Directory.GetCurrentDirectory();
+    while (!File.Exists(Path.Combine(repo, "Tune.sln")))
+        repo = Path.GetDirectoryName(repo) ?? throw new DirectoryNotFoundException("run the benchmark inside the repository, or pass --model");
     model = Path.Combine(Path.GetTempPath(), "tune-bench-lite-shaped");
     if (!File.Exists(Path.Combine(model, "config.json")))
     {

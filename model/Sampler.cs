@@ -45,7 +45,8 @@ public sealed class Sampler
             if (cumulative >= _options.TopP) { keep = i + 1; break; }
         }
 
-        double total = probs.AsSpan(0, keep).ToArray().Sum();
+        double total = 0;
+        for (int i = 0; i < keep; i++) total += probs[i];
         double u = _random.NextDouble() * total;
         for (int i = 0; i < keep; i++)
         {

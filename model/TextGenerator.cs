@@ -8,10 +8,12 @@ public sealed class TextGenerator(DeepSeekV2ForCausalLM model)
 {
     /// <summary>
     /// Yields generated ids as they are produced; stops at the end-of-sequence id (not yielded), after
-    /// <paramref name="maxTokens"/>, at the context limit, or when cancelled.
+    /// <paramref name="maxTokens"/>, at the context limit, or when cancelled. With <paramref name="vocabLimit"/>, only
+    /// ids below it are produced: the embedding has rows (up to 102400) beyond the tokenizer's ids that no text maps
+    /// to, and a model that is not fully trained can otherwise pick them.
     /// </summary>
     public IEnumerable<int> Generate(IReadOnlyList<int> prompt, int maxTokens, SamplingOptions sampling,
-        CancellationToken cancel = default)
+        int? vocabLimit = null, CancellationToken cancel = default)
     {
         if (prompt.Count == 0) throw new ArgumentException("the prompt has no tokens");
         int context = model.Config.MaxPositionEmbeddings;
@@ -25,7 +27,7 @@ public sealed class TextGenerator(DeepSeekV2ForCausalLM model)
         float[] logits = LastLogits(prompt.Select(i => (long)i).ToArray(), cache);
         for (int produced = 0; produced < maxTokens && !cancel.IsCancellationRequested; produced++)
         {
-            int next = sampler.Next(logits);
+            int next = sampler.Next(vocabLimit is { } limit ? logits.AsSpan(0, Math.Min(limit, logits.Length)) : logits);
             if (next == model.Config.EosTokenId) yield break;
             yield return next;
             if (cache.Length >= capacity) yield break;

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
@@ -14,6 +15,8 @@ namespace Tune.Model.Tokenization;
 /// </summary>
 public sealed class DeepSeekTokenizer
 {
+    // BOS/EOS when no tokenizer_config.json names them: DeepSeek LLM's tokenizer.json alone names no EOS, and every
+    // DeepSeek release since LLM 7B uses these two.
     public const string DefaultBosToken = "<｜begin▁of▁sentence｜>";
     public const string DefaultEosToken = "<｜end▁of▁sentence｜>";
 
@@ -129,7 +132,7 @@ public sealed class DeepSeekTokenizer
         var bytes = new List<byte>();
         foreach (int id in ids)
             if (!(skipSpecial && IsSpecial(id))) bytes.AddRange(TokenBytes(id));
-        return Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
+        return Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(bytes));
     }
 
     /// <summary>The token's UTF-8 bytes, which may be part of a character: GPT-2 byte map for BPE, UTF-8 for added tokens.</summary>

@@ -6,8 +6,8 @@ namespace Tune.Model.Tokenization;
 
 /// <summary>
 /// Hugging Face's <c>Sequence[Split(behavior: Isolated), ...]</c>: each regex re-splits every piece produced so far,
-/// keeping both the matches and the text between them. The package's CompositePreTokenizer gets both wrong (it never
-/// re-splits a match, and its gap offsets overlap), which costs DeepSeek's tokenizer 3 of llama.cpp's 46 vectors:
+/// keeping both the matches and the text between them. The package's CompositePreTokenizer gets both wrong: its gap
+/// offsets overlap (duplicated digit runs, 43 of llama.cpp's 46 vectors) and it never re-splits a match, whereas
 /// <c>Äpfel</c> must become <c>Ä</c> | <c>pfel</c> because the third regex rescans the second one's letter run.
 /// </summary>
 public sealed class HfSplitPreTokenizer : PreTokenizer

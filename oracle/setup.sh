@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 if [[ ! -d node_modules/@node-llama-cpp/linux-x64/bins ]]; then
   # --ignore-scripts: the prebuilt binaries come as a dependency; the postinstall step would only try to download more.
-  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  # --omit=optional skips node-llama-cpp's other platforms (CUDA, Vulkan, ARM: 600 MB); linux-x64 is a direct
+  # dependency. Not `npm ci`: it insists on lock entries for platform packages the registry may not serve.
+  npm install --ignore-scripts --no-audit --no-fund --omit=optional --no-save --loglevel=error
 fi
 if [[ ! -d llama.cpp/.git ]]; then
   rm -rf llama.cpp

@@ -14,11 +14,12 @@ internal static class ForwardCommand
         var model = ModelOptions.Model();
         var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, used exactly (no BOS is added)", Required = true, HelpName = "1,2,3" };
         var output = new Option<string>("--out") { Description = "File for the logits: raw little-endian float32, row-major [n_ids, vocab_size]", Required = true, HelpName = "FILE" };
+        var adapter = ModelOptions.Adapter();
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType("f32");
         var command = new Command("forward", "Run one forward pass over the given token ids and write the logits of every position")
         {
-            model, ids, output, device, dtype,
+            model, ids, output, adapter, device, dtype,
         };
         command.SetAction(parse =>
         {
@@ -28,7 +29,7 @@ internal static class ForwardCommand
             int vocab = checkpoint.Config.VocabSize;
             long outside = tokens.FirstOrDefault(t => t >= vocab, -1);
             if (outside >= 0) throw new ArgumentException($"--ids: {outside} is not below vocab_size {vocab}");
-            using var lm = DeepSeekV2ForCausalLM.Load(checkpoint, runtime);
+            using var lm = ModelOptions.Load(checkpoint, runtime, parse.GetValue(adapter));
             float[] logits;
             using (no_grad())
             using (NewDisposeScope())

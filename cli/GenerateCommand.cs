@@ -19,13 +19,14 @@ internal static class GenerateCommand
         var topP = new Option<double>("--top-p") { Description = "Nucleus sampling: keep the smallest set of tokens with this much probability", DefaultValueFactory = _ => 1.0 };
         var topK = new Option<int>("--top-k") { Description = "Keep only the K most likely tokens; 0 = all", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "Seed for sampling", DefaultValueFactory = _ => 0 };
+        var adapter = ModelOptions.Adapter();
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType("auto");
 
         var command = new Command("generate",
             "Generate text with the latent KV cache; writes only the generated text to standard output, as it comes")
         {
-            model, prompt, chat, fimPrefix, fimSuffix, maxTokens, temperature, topP, topK, seed, device, dtype,
+            model, adapter, prompt, chat, fimPrefix, fimSuffix, maxTokens, temperature, topP, topK, seed, device, dtype,
         };
         command.Validators.Add(r =>
         {
@@ -52,7 +53,7 @@ internal static class GenerateCommand
                     : FimPrompt.Build(tokenizer, parse.GetValue(fimPrefix) ?? "", parse.GetValue(fimSuffix) ?? "").Ids;
 
             using var checkpoint = CheckpointDirectory.Open(dir);
-            using var lm = DeepSeekV2ForCausalLM.Load(checkpoint, runtime);
+            using var lm = ModelOptions.Load(checkpoint, runtime, parse.GetValue(adapter));
             error.WriteLine($"{ids.Length} prompt tokens, {runtime}");
             var decoder = new StreamingDecoder(tokenizer, skipSpecial: true);
             int produced = 0;

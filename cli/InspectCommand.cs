@@ -7,14 +7,16 @@ internal static class InspectCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("path") { Description = "A Hugging Face model directory", HelpName = "DIR" };
-        var command = new Command("inspect", "Summarise a checkpoint: architecture, parameters (total and active per token), dtypes, shards, tokenizer")
+        var path = new Argument<string>("path") { Description = "A Hugging Face model directory, or a .gguf file", HelpName = "DIR|FILE.gguf" };
+        var command = new Command("inspect", "Summarise a checkpoint (architecture, parameters, dtypes, shards, tokenizer) or a GGUF file (metadata, tensors)")
         {
             path,
         };
         command.SetAction(parse =>
         {
-            Describe(parse.GetValue(path)!, parse.InvocationConfiguration.Output);
+            string target = parse.GetValue(path)!;
+            if (target.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)) InspectGguf.Describe(target, parse.InvocationConfiguration.Output);
+            else Describe(target, parse.InvocationConfiguration.Output);
             return 0;
         });
         return command;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Tune.Formats;
 using Tune.Model;
 
 namespace Tune.Cli;
@@ -12,6 +13,20 @@ internal static class ModelOptions
         Required = true,
         HelpName = "DIR",
     };
+
+    public static Option<string> Adapter() => new("--adapter")
+    {
+        Description = "A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors), applied unmerged",
+        HelpName = "DIR",
+    };
+
+    /// <summary>Loads the model, with the adapter when one is given.</summary>
+    public static DeepSeekV2ForCausalLM Load(CheckpointDirectory checkpoint, TorchRuntime runtime, string? adapter)
+    {
+        var model = DeepSeekV2ForCausalLM.Load(checkpoint, runtime);
+        if (adapter is not null) PeftAdapter.Apply(model, adapter);
+        return model;
+    }
 
     public static Option<string> Device()
     {

@@ -17,6 +17,7 @@ public static class Program
             ForwardCommand.Create(),
             GenerateCommand.Create(),
             InspectCommand.Create(),
+            ConvertCommand.Create(),
         };
         try
         {

@@ -9,9 +9,11 @@ namespace Tune.Model;
 /// <summary>
 /// Turns tensors of a memory-mapped checkpoint into torch tensors of the runtime's dtype and device. When the file
 /// already holds that dtype and the device is the CPU, the tensor aliases the mapping (no copy); such tensors are
-/// read-only and must never be written in place (an in-place op on a read-only mapping kills the process).
+/// read-only and must never be written in place (an in-place op on a read-only mapping kills the process). Tensors
+/// that <paramref name="trainable"/> selects (full fine-tuning of chosen experts, a trained router) are therefore
+/// private float32 copies that require grad.
 /// </summary>
-public sealed unsafe class CheckpointWeights(CheckpointDirectory checkpoint, TorchRuntime runtime)
+public sealed unsafe class CheckpointWeights(CheckpointDirectory checkpoint, TorchRuntime runtime, Func<string, bool>? trainable = null)
 {
     public CheckpointDirectory Checkpoint { get; } = checkpoint;
     public TorchRuntime Runtime { get; } = runtime;
@@ -41,7 +43,9 @@ public sealed unsafe class CheckpointWeights(CheckpointDirectory checkpoint, Tor
                 (sbyte)stored, (sbyte)Runtime.DType, (int)Runtime.Device.type, Runtime.Device.index, 0);
         }
         if (handle == IntPtr.Zero) torch.CheckForErrors();
-        return Tensor.UnsafeCreateTensor(handle);
+        Tensor mapped = Tensor.UnsafeCreateTensor(handle);
+        if (trainable?.Invoke(name) != true) return mapped;
+        using (mapped) return mapped.to(ScalarType.Float32, copy: true).requires_grad_(true);
     }
 
     /// <summary>The mapping belongs to the checkpoint, which outlives the model, so libtorch must not free it.</summary>

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Tune.Model;
 
 /// <summary>h = h + MLA(norm(h)); h = h + FFN(norm(h)), the FFN dense or MoE by the config's layer rule.</summary>
-public sealed class DecoderLayer : nn.Module
+public sealed class DecoderLayer : ExplicitModule
 {
     private readonly int _index;
     private readonly RmsNorm _inputNorm, _postAttentionNorm;
@@ -39,8 +39,8 @@ public sealed class DecoderLayer : nn.Module
     /// loss added to <paramref name="auxLosses"/> lands in the caller's scope too.</summary>
     public Tensor Forward(Tensor h, LatentCache? cache, Tensor? mask, List<Tensor>? auxLosses)
     {
-        h = h + _attention.Forward(_inputNorm.call(h), _index, cache, mask);
-        Tensor x = _postAttentionNorm.call(h);
-        return h + (_moe is not null ? _moe.Forward(x, auxLosses) : _dense!.call(x));
+        h = h + _attention.Forward(_inputNorm.Forward(h), _index, cache, mask);
+        Tensor x = _postAttentionNorm.Forward(h);
+        return h + (_moe is not null ? _moe.Forward(x, auxLosses) : _dense!.Forward(x));
     }
 }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Tune.Model;
 
 /// <summary>`model.*` of the checkpoint: token embedding, decoder layers, final norm.</summary>
-public sealed class DecoderStack : nn.Module
+public sealed class DecoderStack : ExplicitModule
 {
     private readonly DecoderLayer[] _layers;
 

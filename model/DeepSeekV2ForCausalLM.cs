@@ -9,7 +9,7 @@ namespace Tune.Model;
 /// training, `tune forward`, `tune generate` and the server; with a <see cref="LatentCache"/> attention runs in the
 /// absorbed form. Parameter names are the Hugging Face checkpoint's.
 /// </summary>
-public sealed class DeepSeekV2ForCausalLM : nn.Module
+public sealed class DeepSeekV2ForCausalLM : ExplicitModule
 {
     private readonly DecoderStack _model;
     private readonly Projection _head;
@@ -30,10 +30,13 @@ public sealed class DeepSeekV2ForCausalLM : nn.Module
         if (!c.TieWordEmbeddings) register_module("lm_head", _head);
     }
 
-    /// <summary>Loads a Hugging Face checkpoint directory onto the runtime's device and dtype.</summary>
-    public static DeepSeekV2ForCausalLM Load(CheckpointDirectory checkpoint, TorchRuntime runtime)
+    /// <summary>
+    /// Loads a Hugging Face checkpoint directory onto the runtime's device and dtype, frozen except the tensors that
+    /// <paramref name="trainable"/> names (by checkpoint name), which become float32 copies that train.
+    /// </summary>
+    public static DeepSeekV2ForCausalLM Load(CheckpointDirectory checkpoint, TorchRuntime runtime, Func<string, bool>? trainable = null)
     {
-        var model = new DeepSeekV2ForCausalLM(new CheckpointWeights(checkpoint, runtime));
+        var model = new DeepSeekV2ForCausalLM(new CheckpointWeights(checkpoint, runtime, trainable));
         model.eval();
         return model;
     }
@@ -47,12 +50,12 @@ public sealed class DeepSeekV2ForCausalLM : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
-        Tensor h = _model.Embedding.Lookup( ids.flatten().to(Runtime.Device)).view(b, t, Config.HiddenSize);
+        Tensor h = _model.Embedding.Lookup(ids.flatten().to(Runtime.Device)).to(Runtime.DType).view(b, t, Config.HiddenSize);
         int lossesBefore = auxLosses?.Count ?? 0;
         foreach (DecoderLayer layer in _model.Layers) h = layer.Forward(h, cache, mask, auxLosses);
         cache?.Advance((int)t);
         if (auxLosses is not null)
             foreach (Tensor loss in auxLosses.Skip(lossesBefore)) loss.MoveToOuterDisposeScope();
-        return _head.call(_model.Norm.call(h)).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return _head.Forward(_model.Norm.Forward(h)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 }

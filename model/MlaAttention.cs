@@ -11,7 +11,7 @@ namespace Tune.Model;
 /// keys and values; the absorbed form (used with a <see cref="LatentCache"/>) folds kv_b_proj's key half into the
 /// query and its value half into the output, so the cache holds only ĉ and k̃_pe.
 /// </summary>
-public sealed class MlaAttention : nn.Module
+public sealed class MlaAttention : ExplicitModule
 {
     private readonly int _heads, _nope, _ropeDim, _v, _rank;
     private readonly YarnRope _rope;
@@ -61,11 +61,11 @@ public sealed class MlaAttention : nn.Module
         long b = x.shape[0], t = x.shape[1];
         long start = cache?.Length ?? 0;
 
-        Tensor q = (_qProj is not null ? _qProj.call(x) : _qBProj!.call(_qANorm!.call(_qAProj!.call(x))))
+        Tensor q = (_qProj is not null ? _qProj.Forward(x) : _qBProj!.Forward(_qANorm!.Forward(_qAProj!.Forward(x))))
             .view(b, t, _heads, _nope + _ropeDim).transpose(1, 2);
         Tensor qNope = q.narrow(-1, 0, _nope);
-        Tensor kva = _kvAProj.call(x);
-        Tensor latent = _kvANorm.call(kva.narrow(-1, 0, _rank));
+        Tensor kva = _kvAProj.Forward(x);
+        Tensor latent = _kvANorm.Forward(kva.narrow(-1, 0, _rank));
         (Tensor cos, Tensor sin) = _rope.Angles(start, t, x.device);
         Tensor qRope = YarnRope.Apply(q.narrow(-1, _nope, _ropeDim), cos, sin);
         Tensor kRope = YarnRope.Apply(kva.narrow(-1, _rank, _ropeDim), cos, sin);
@@ -73,14 +73,14 @@ public sealed class MlaAttention : nn.Module
         Tensor o = cache is null
             ? Naive(qNope, qRope, latent, kRope, mask)
             : Absorbed(qNope, qRope, cache.Append(layer, latent, kRope), start, mask);
-        return _oProj.call(o.transpose(1, 2).reshape(b, t, (long)_heads * _v)).MoveToOuterDisposeScope();
+        return _oProj.Forward(o.transpose(1, 2).reshape(b, t, (long)_heads * _v)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Training form: per-head k = [k_nope ; k_pe] and v, then scaled dot-product attention.</summary>
     private Tensor Naive(Tensor qNope, Tensor qRope, Tensor latent, Tensor kRope, Tensor? mask)
     {
         long b = latent.shape[0], t = latent.shape[1];
-        Tensor kv = _kvBProj.call(latent).view(b, t, _heads, _nope + _v).transpose(1, 2);
+        Tensor kv = _kvBProj.Forward(latent).view(b, t, _heads, _nope + _v).transpose(1, 2);
         Tensor k = cat([kv.narrow(-1, 0, _nope), kRope.unsqueeze(1).expand(b, _heads, t, _ropeDim)], -1);
         Tensor v = kv.narrow(-1, _nope, _v);
         // TorchSharp's SDPA takes no scale and uses 1/sqrt(head dim): fold the wanted scale into q.
@@ -99,7 +99,7 @@ public sealed class MlaAttention : nn.Module
         Tensor latents = cached.Latent.unsqueeze(1);                  // [B, 1, S, r]
         Tensor keyRope = cached.KeyRope.unsqueeze(1);                 // [B, 1, S, dr]
         long keys = latents.shape[2];
-        Tensor kvB = _kvBProj.Weight.view(_heads, _nope + _v, _rank);
+        Tensor kvB = _kvBProj.EffectiveWeight().view(_heads, _nope + _v, _rank);
         Tensor wUK = kvB.narrow(1, 0, _nope);                         // [H, dn, r]
         Tensor wUV = kvB.narrow(1, _nope, _v);                        // [H, dv, r]
 

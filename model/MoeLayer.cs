@@ -8,7 +8,7 @@ namespace Tune.Model;
 /// The routed experts of one layer. <see cref="Compute"/> takes token rows already grouped by expert, so each expert
 /// runs only on the tokens routed to it; expert parallelism replaces this step with an exchange between ranks.
 /// </summary>
-public sealed class RoutedExperts : nn.Module
+public sealed class RoutedExperts : ExplicitModule
 {
     private readonly SwiGluMlp[] _experts;
 
@@ -33,7 +33,7 @@ public sealed class RoutedExperts : nn.Module
         for (int e = 0; e < counts.Length; e++)
         {
             if (counts[e] == 0) continue;
-            outputs.Add(_experts[e].call(rows.narrow(0, offset, counts[e])));
+            outputs.Add(_experts[e].Forward(rows.narrow(0, offset, counts[e])));
             offset += counts[e];
         }
         return cat(outputs, 0).MoveToOuterDisposeScope();
@@ -41,7 +41,7 @@ public sealed class RoutedExperts : nn.Module
 }
 
 /// <summary>DeepSeek-V2's MoE feed-forward (spec §2.5): router, routed experts on their tokens, plus the shared MLP.</summary>
-public sealed class MoeLayer : nn.Module
+public sealed class MoeLayer : ExplicitModule
 {
     private readonly DeepSeekV2Config _config;
     private readonly MoeRouter _gate;
@@ -83,7 +83,7 @@ public sealed class MoeLayer : nn.Module
         Tensor routed = zeros([b * t, d], ScalarType.Float32, x.device)
             .index_add_(0, tokenOf, expertOut.to(ScalarType.Float32) * weights, 1.0)
             .to(x.dtype).view(b, t, d);
-        Tensor y = _shared is null ? routed : routed + _shared.call(x);
+        Tensor y = _shared is null ? routed : routed + _shared.Forward(x);
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -13,7 +13,7 @@ public sealed record Routing(Tensor Experts, Tensor Weights, Tensor Scores);
 /// either normalised weights (norm_topk_prob, no scaling) or weights times routed_scaling_factor. The gate weight is a
 /// bare parameter in the checkpoint (`mlp.gate.weight`), not a Linear.
 /// </summary>
-public sealed class MoeRouter : nn.Module
+public sealed class MoeRouter : ExplicitModule
 {
     private readonly DeepSeekV2Config _config;
 
@@ -22,7 +22,8 @@ public sealed class MoeRouter : nn.Module
     public MoeRouter(CheckpointWeights w, string prefix, DeepSeekV2Config config) : base(prefix)
     {
         _config = config;
-        Weight = new Parameter(w.Load(prefix + ".weight", config.NRoutedExperts!.Value, config.HiddenSize), requires_grad: false);
+        Tensor weight = w.Load(prefix + ".weight", config.NRoutedExperts!.Value, config.HiddenSize);
+        Weight = new Parameter(weight, requires_grad: weight.requires_grad);
         register_parameter("weight", Weight);
     }
 

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Tune.Model;
 
 /// <summary>down(silu(gate(x)) ⊙ up(x)): the dense MLP, the shared experts (one MLP of width Im·Ns) and each routed expert.</summary>
-public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
+public sealed class SwiGluMlp : ExplicitModule
 {
     private readonly Projection _gate, _up, _down;
 
@@ -18,9 +18,9 @@ public sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
         register_module("down_proj", _down);
     }
 
-    public override Tensor forward(Tensor x)
+    public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return _down.call(nn.functional.silu(_gate.call(x)) * _up.call(x)).MoveToOuterDisposeScope();
+        return _down.Forward(nn.functional.silu(_gate.Forward(x)) * _up.Forward(x)).MoveToOuterDisposeScope();
     }
 }

@@ -8,13 +8,13 @@ namespace Tune.Model;
 /// The embedding table [V, D] as a row lookup. Not nn.Embedding, which would allocate its own table; index_select has
 /// the same gradient.
 /// </summary>
-public sealed class TokenEmbedding : nn.Module
+public sealed class TokenEmbedding : ExplicitModule
 {
     public Parameter Weight { get; }
 
     public TokenEmbedding(Tensor weight) : base("embed_tokens")
     {
-        Weight = new Parameter(weight, requires_grad: false);
+        Weight = new Parameter(weight, requires_grad: weight.requires_grad);
         register_parameter("weight", Weight);
     }
 

@@ -48,6 +48,10 @@ public sealed class ModelGraphTests
                 string[] expected = CheckpointLayout.Tensors(config).Select(t => t.Name).Order().ToArray();
                 string[] actual = model.named_parameters().Select(p => p.name).Order().ToArray();
                 Assert.Equal(expected, actual);
+                // Each module once, under its checkpoint name (no C# field names such as _attention).
+                string[] modules = model.named_modules().Select(m => m.name).ToArray();
+                Assert.Equal(modules.Length, modules.Distinct().Count());
+                Assert.DoesNotContain(modules, m => m.Contains('_') && m.Split('.').Any(part => part.StartsWith('_')));
             }
         }
     }

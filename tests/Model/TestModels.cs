@@ -45,7 +45,7 @@ public static class TestModels
     /// <summary>Writes (once per run) a random f32 checkpoint of <paramref name="config"/> and returns its directory.</summary>
     public static string Checkpoint(DeepSeekV2Config config, long seed = 7, DType dtype = DType.F32, int shards = 1)
     {
-        string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+        string hash = System.Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
             System.Text.Encoding.UTF8.GetBytes(config.ToJson())))[..12];
         string key = $"{hash}-{seed}-{dtype}-{shards}";
         return Written.GetOrAdd(key, k => new Lazy<string>(() =>

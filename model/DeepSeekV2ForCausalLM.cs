@@ -44,7 +44,8 @@ public sealed class DeepSeekV2ForCausalLM : ExplicitModule
     /// <summary>
     /// Logits [B, T, V] in float32 for ids [B, T] (int64). With a cache the ids continue the cached tokens and the
     /// cache advances by T; without one positions start at 0 and attention is causal (or <paramref name="mask"/>).
-    /// With <paramref name="auxLosses"/>, each MoE layer's balance loss (spec §2.6) is appended, in the caller's scope.
+    /// With <paramref name="auxLosses"/>, each MoE layer's balance loss (spec §2.6, without aux_loss_alpha) is
+    /// appended, in the caller's scope.
     /// </summary>
     public Tensor Forward(Tensor ids, LatentCache? cache = null, Tensor? mask = null, List<Tensor>? auxLosses = null)
     {

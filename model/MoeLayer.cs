@@ -69,7 +69,7 @@ public sealed class MoeLayer : ExplicitModule
         long b = x.shape[0], t = x.shape[1], d = x.shape[2];
         Tensor flat = x.reshape(b * t, d);
         Routing routing = _gate.Route(flat);
-        if (auxLosses is not null) auxLosses.Add(MoeRouter.BalanceLoss(routing, b, t, _config).MoveToOuterDisposeScope());
+        if (auxLosses is not null) auxLosses.Add(MoeRouter.BalanceLoss(routing, b, t, _config.SeqAux).MoveToOuterDisposeScope());
 
         // Group the (token, choice) pairs by expert: a stable sort keeps each expert's tokens in order.
         long k = routing.Experts.shape[1];

@@ -62,15 +62,16 @@ public sealed class MoeRouter : ExplicitModule
     }
 
     /// <summary>
-    /// The expert-level balance loss of spec §2.6 for one layer: with seq_aux, Σₑ fₑ·Pₑ per sequence of the batch
-    /// [B, T], averaged over sequences; otherwise over all tokens at once. Times aux_loss_alpha.
+    /// The expert-level balance loss of spec §2.6 for one layer, before its coefficient (HF multiplies by
+    /// aux_loss_alpha; the trainer applies its own): with seq_aux, Σₑ fₑ·Pₑ per sequence of the batch [B, T],
+    /// averaged over sequences; otherwise over all tokens at once.
     /// </summary>
-    public static Tensor BalanceLoss(Routing routing, long batch, long tokens, DeepSeekV2Config config)
+    public static Tensor BalanceLoss(Routing routing, long batch, long tokens, bool seqAux)
     {
         using var scope = NewDisposeScope();
         long e = routing.Scores.shape[1], k = routing.Experts.shape[1];
         Tensor loss;
-        if (config.SeqAux)
+        if (seqAux)
         {
             Tensor picks = routing.Experts.view(batch, tokens * k);
             Tensor counts = zeros([batch, e], ScalarType.Float32, routing.Scores.device)
@@ -85,6 +86,6 @@ public sealed class MoeRouter : ExplicitModule
             Tensor p = routing.Scores.mean([0]);
             loss = (p * f).sum();
         }
-        return (loss * config.AuxLossAlpha).MoveToOuterDisposeScope();
+        return loss.MoveToOuterDisposeScope();
     }
 }

@@ -98,6 +98,26 @@ public static class PeftAdapter
         return config;
     }
 
+    /// <summary>
+    /// Copies the adapter values saved in <paramref name="directory"/> into the adapters already attached to the model
+    /// (resuming training keeps the parameters the optimiser holds). The two must cover the same modules.
+    /// </summary>
+    public static void Restore(DeepSeekV2ForCausalLM model, string directory)
+    {
+        string weightsPath = Path.Combine(directory, WeightsFile);
+        using var file = SafetensorsFile.Open(weightsPath);
+        var attached = LoraInjection.Projections(model).Where(p => p.Projection.HasLora).ToList();
+        if (file.Tensors.Count != 2 * attached.Count)
+            throw new InvalidDataException($"{weightsPath}: holds {file.Tensors.Count} LoRA tensors, the model has {2 * attached.Count}");
+        using var noGrad = no_grad();
+        foreach ((string name, Projection p) in attached)
+        {
+            using var scope = NewDisposeScope();
+            p.LoraA!.copy_(Read(file, weightsPath, $"{KeyPrefix}{name}.lora_A.weight"));
+            p.LoraB!.copy_(Read(file, weightsPath, $"{KeyPrefix}{name}.lora_B.weight"));
+        }
+    }
+
     private static LoraConfig ReadConfig(string path)
     {
         JsonObject o;

@@ -107,7 +107,7 @@ public sealed class ReferenceAgreementTests
             var losses = new List<Tensor>();
             model.Forward(tensor(Ids.Select(i => (long)i).ToArray()).unsqueeze(0), auxLosses: losses);
             Assert.Equal(config.NumHiddenLayers - config.FirstKDenseReplace, losses.Count);
-            ours = losses.Sum(l => l.item<float>());
+            ours = losses.Sum(l => l.item<float>()) * config.AuxLossAlpha;
         }
         double expected = Reference(dir, checkpoint).AuxLoss(Ids);
         Assert.Equal(expected, ours, 1e-6);

@@ -73,15 +73,14 @@ public sealed class RouterTests
     {
         // One sequence of 2 tokens, E = 4, k = 2. Token 0 picks {0, 1}, token 1 picks {0, 2}.
         // f = count / (T·k/E) = [2, 1, 1, 0] / 1; P = mean scores = [0.35, 0.25, 0.25, 0.15].
-        // Σ f·P = 0.70 + 0.25 + 0.25 = 1.20, times alpha.
+        // Σ f·P = 0.70 + 0.25 + 0.25 = 1.20.
         using var scope = NewDisposeScope();
-        var config = Greedy with { NRoutedExperts = 4, NumExpertsPerTok = 2, AuxLossAlpha = 0.01, SeqAux = true };
         var routing = new Routing(
             tensor(new long[] { 0, 1, 0, 2 }).view(2, 2),
             ones(2, 2),
             tensor(new float[] { 0.4f, 0.3f, 0.2f, 0.1f, 0.3f, 0.2f, 0.3f, 0.2f }).view(2, 4));
-        Assert.Equal(0.012, MoeRouter.BalanceLoss(routing, 1, 2, config).item<float>(), 6);
+        Assert.Equal(1.2, MoeRouter.BalanceLoss(routing, 1, 2, seqAux: true).item<float>(), 6);
         // Without seq_aux the same batch gives f = N_sel/(N·k)·E = [2,1,1,0]/4·4, the same sum here.
-        Assert.Equal(0.012, MoeRouter.BalanceLoss(routing, 1, 2, config with { SeqAux = false }).item<float>(), 6);
+        Assert.Equal(1.2, MoeRouter.BalanceLoss(routing, 1, 2, seqAux: false).item<float>(), 6);
     }
 }

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using Tune.Model;
+using Tune.Trainer.Data;
+using Tune.Trainer.Recipes;
+using static TorchSharp.torch;
+
+namespace Tune.Trainer.Training;
+
+/// <summary>
+/// The optimisation loop over a model whose trainable parameters (LoRA adapters, chosen experts) are already in
+/// place: AdamW, warm-up + cosine/constant schedule, gradient accumulation with the loss normalised by the step's
+/// target-token count, clipping, the MoE balance loss with the recipe's coefficient, periodic evaluation, and
+/// atomic checkpoints that a resumed run continues from exactly.
+/// </summary>
+public sealed class LoraTrainer
+{
+    private const string CheckpointPrefix = "step-";
+
+    private readonly Recipe _recipe;
+    private readonly DeepSeekV2ForCausalLM _model;
+    private readonly LoraConfig _lora;
+    private readonly PackedDataset _train;
+    private readonly PackedDataset? _eval;
+    private readonly TextWriter _log;
+    private readonly List<Parameter> _parameters;
+    private readonly double _auxCoefficient;
+
+    public LoraTrainer(Recipe recipe, DeepSeekV2ForCausalLM model, LoraConfig lora, PackedDataset train, PackedDataset? eval, TextWriter log)
+    {
+        (_recipe, _model, _lora, _train, _eval, _log) = (recipe, model, lora, train, eval, log);
+        _parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        if (_parameters.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
+        _auxCoefficient = recipe.Train.AuxLossCoef ?? model.Config.AuxLossAlpha;
+    }
+
+    public string OutputDirectory => _recipe.Output.Dir;
+    public string CheckpointDirectory => Path.Combine(OutputDirectory, "checkpoints");
+    public string MetricsPath => Path.Combine(OutputDirectory, "metrics.jsonl");
+
+    /// <summary>Runs to train.max_steps (from the last checkpoint when <paramref name="resume"/>); returns this run's steps.</summary>
+    public IReadOnlyList<StepMetrics> Run(bool resume, CancellationToken cancel = default)
+    {
+        OptimRecipe o = _recipe.Optim;
+        TrainRecipe t = _recipe.Train;
+        using var optimizer = optim.AdamW(_parameters, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay);
+        var schedule = new LearningRateSchedule(_recipe.Schedule, o.Lr, t.MaxSteps);
+        Directory.CreateDirectory(OutputDirectory);
+
+        var state = new TrainerState(0, 0, _train.Fingerprint);
+        if (resume && LatestCheckpoint() is { } latest)
+        {
+            state = Restore(latest, optimizer);
+            _log.WriteLine($"resumed from {latest} at step {state.Step}");
+        }
+        else if (resume)
+        {
+            _log.WriteLine($"no checkpoint in {CheckpointDirectory}; starting from step 0");
+        }
+        TruncateMetrics(state.Step);
+
+        var metrics = new List<StepMetrics>();
+        var clock = Stopwatch.StartNew();
+        int rowsPerStep = t.BatchSize * t.GradAccum;
+        for (int step = state.Step; step < t.MaxSteps; step++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            double lr = schedule.At(step);
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            // Dropout draws from the global generator: seeding it per step makes a resumed step draw what it would have.
+            torch.manual_seed(t.Seed * 1_000_003 + step);
+            _model.train();
+
+            var stepClock = Stopwatch.StartNew();
+            PackedRow[] rows = Enumerable.Range(0, rowsPerStep).Select(i => _train.Row(state.NextRow + i)).ToArray();
+            long targets = rows.Sum(r => CountTargets(r));
+            optimizer.zero_grad();
+            double ce = 0, aux = 0;
+            for (int micro = 0; micro < t.GradAccum; micro++)
+            {
+                using var scope = NewDisposeScope();
+                using TrainingBatch batch = TrainingBatch.From(rows[(micro * t.BatchSize)..((micro + 1) * t.BatchSize)], _model.Runtime.Device);
+                var auxLosses = _auxCoefficient > 0 ? new List<Tensor>() : null;
+                Tensor logits = _model.Forward(batch.Ids, mask: batch.Mask, auxLosses: auxLosses);
+                Tensor ceSum = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), batch.Targets.view(-1),
+                    ignore_index: TrainingBatch.Ignore, reduction: nn.Reduction.Sum);
+                Tensor loss = ceSum / Math.Max(targets, 1);
+                if (auxLosses is { Count: > 0 })
+                {
+                    Tensor auxMean = stack(auxLosses).sum() / t.GradAccum;
+                    aux += auxMean.item<float>();
+                    loss = loss + auxMean * _auxCoefficient;
+                }
+                loss.backward();
+                ce += ceSum.item<float>();
+            }
+            double norm = nn.utils.clip_grad_norm_(_parameters, o.GradClip);
+            optimizer.step();
+            state = state with { Step = step + 1, NextRow = state.NextRow + rowsPerStep };
+
+            long tokens = rows.Sum(r => (long)r.Ids.Length);
+            var m = new StepMetrics(step + 1, ce / Math.Max(targets, 1), aux, lr, norm, tokens, tokens / stepClock.Elapsed.TotalSeconds);
+            bool last = step + 1 == t.MaxSteps;
+            if (_eval is not null && (last || t.EvalEvery > 0 && (step + 1) % t.EvalEvery == 0))
+            {
+                double evalLoss = Evaluate(_eval);
+                m = m with { EvalLoss = evalLoss, EvalPerplexity = Math.Exp(evalLoss) };
+            }
+            metrics.Add(m);
+            AppendMetrics(m);
+            if (last || t.LogEvery > 0 && (step + 1) % t.LogEvery == 0 || m.EvalLoss is not null) Log(m, clock.Elapsed, state.Step - metrics.Count, t.MaxSteps);
+            if (last || t.SaveEvery > 0 && (step + 1) % t.SaveEvery == 0) Save(state, optimizer);
+        }
+        return metrics;
+    }
+
+    /// <summary>Mean cross-entropy per target token over one epoch of <paramref name="data"/>.</summary>
+    public double Evaluate(PackedDataset data)
+    {
+        _model.eval();
+        using var noGrad = no_grad();
+        double sum = 0;
+        long count = 0;
+        int batchSize = _recipe.Train.BatchSize;
+        for (long start = 0; start < data.RowsPerEpoch; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            PackedRow[] rows = Enumerable.Range(0, (int)Math.Min(batchSize, data.RowsPerEpoch - start)).Select(i => data.Row(start + i)).ToArray();
+            using TrainingBatch batch = TrainingBatch.From(rows, _model.Runtime.Device);
+            Tensor logits = _model.Forward(batch.Ids, mask: batch.Mask);
+            sum += nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), batch.Targets.view(-1),
+                ignore_index: TrainingBatch.Ignore, reduction: nn.Reduction.Sum).item<float>();
+            count += batch.TargetCount;
+        }
+        _model.train();
+        return sum / Math.Max(count, 1);
+    }
+
+    private static long CountTargets(PackedRow row)
+    {
+        long n = 0;
+        for (int i = 0; i + 1 < row.Ids.Length; i++)
+            if (row.SegmentIds[i + 1] == row.SegmentIds[i] && row.LossMask[i + 1]) n++;
+        return n;
+    }
+
+    /// <summary>Writes the checkpoint under a temporary name and renames it, then keeps only the last K.</summary>
+    private void Save(TrainerState state, OptimizerHelper optimizer)
+    {
+        string final = Path.Combine(CheckpointDirectory, $"{CheckpointPrefix}{state.Step:D6}");
+        string partial = final + ".partial";
+        if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+        Directory.CreateDirectory(partial);
+        PeftAdapter.Save(_model, _lora, partial, _recipe.Model.Path);
+        optimizer.save_state_dict(Path.Combine(partial, "optimizer.bin"));
+        state.Save(partial);
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(partial, final);
+
+        int keep = _recipe.Train.KeepLast;
+        if (keep > 0)
+            foreach (string old in Checkpoints().SkipLast(keep)) Directory.Delete(old, recursive: true);
+    }
+
+    private TrainerState Restore(string directory, OptimizerHelper optimizer)
+    {
+        TrainerState state = TrainerState.Load(directory);
+        if (state.DataFingerprint != _train.Fingerprint)
+            throw new InvalidOperationException($"{directory}: the training data changed since this checkpoint " +
+                                                "(different files, order, sequence length or FIM settings); resuming would not continue the same run");
+        PeftAdapter.Restore(_model, directory);
+        optimizer.load_state_dict(Path.Combine(directory, "optimizer.bin"));
+        return state;
+    }
+
+    private IEnumerable<string> Checkpoints() =>
+        Directory.Exists(CheckpointDirectory)
+            ? Directory.EnumerateDirectories(CheckpointDirectory, CheckpointPrefix + "*")
+                .Where(d => !d.EndsWith(".partial", StringComparison.Ordinal) && File.Exists(Path.Combine(d, TrainerState.FileName)))
+                .Order(StringComparer.Ordinal)
+            : [];
+
+    private string? LatestCheckpoint() => Checkpoints().LastOrDefault();
+
+    private void TruncateMetrics(int step)
+    {
+        if (!File.Exists(MetricsPath)) return;
+        var kept = File.ReadLines(MetricsPath).Where(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32() <= step).ToList();
+        File.WriteAllLines(MetricsPath, kept);
+    }
+
+    private static readonly JsonSerializerOptions MetricsJson = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private void AppendMetrics(StepMetrics m) => File.AppendAllText(MetricsPath, JsonSerializer.Serialize(m, MetricsJson) + "\n");
+
+    private void Log(StepMetrics m, TimeSpan elapsed, int firstStep, int maxSteps)
+    {
+        double perStep = elapsed.TotalSeconds / Math.Max(1, m.Step - firstStep);
+        TimeSpan eta = TimeSpan.FromSeconds(perStep * (maxSteps - m.Step));
+        string eval = m.EvalLoss is { } e ? $", eval {e:F4} (ppl {m.EvalPerplexity:F2})" : "";
+        _log.WriteLine($"step {m.Step}/{maxSteps}  loss {m.Loss:F4}  lr {m.LearningRate:E2}  |g| {m.GradNorm:F3}  " +
+                       $"{m.TokensPerSecond:F0} tok/s  ETA {eta:hh\\:mm\\:ss}{eval}");
+    }
+}

@@ -46,14 +46,33 @@ public sealed class DeepSeekV2ForCausalLM : ExplicitModule
     /// cache advances by T; without one positions start at 0 and attention is causal (or <paramref name="mask"/>).
     /// With <paramref name="auxLosses"/>, each MoE layer's balance loss (spec §2.6, without aux_loss_alpha) is
     /// appended, in the caller's scope.
+    /// With <paramref name="checkpointLayers"/> (training), each layer's activations are recomputed in backward
+    /// instead of kept.
     /// </summary>
-    public Tensor Forward(Tensor ids, LatentCache? cache = null, Tensor? mask = null, List<Tensor>? auxLosses = null)
+    public Tensor Forward(Tensor ids, LatentCache? cache = null, Tensor? mask = null, List<Tensor>? auxLosses = null,
+        bool checkpointLayers = false)
     {
+        if (checkpointLayers && cache is not null) throw new ArgumentException("gradient checkpointing is for training, not for cached decoding");
         using var scope = NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
         Tensor h = _model.Embedding.Lookup(ids.flatten().to(Runtime.Device)).to(Runtime.DType).view(b, t, Config.HiddenSize);
         int lossesBefore = auxLosses?.Count ?? 0;
-        foreach (DecoderLayer layer in _model.Layers) h = layer.Forward(h, cache, mask, auxLosses);
+        // A checkpointed layer only back-propagates when its input requires grad; the embedding output of a frozen
+        // table does not, so make it a leaf that does (HF's enable_input_require_grads does the same).
+        if (checkpointLayers && !h.requires_grad) h = h.detach().requires_grad_(true);
+        for (int i = 0; i < _model.Layers.Count; i++)
+        {
+            DecoderLayer layer = _model.Layers[i];
+            if (!checkpointLayers)
+            {
+                h = layer.Forward(h, cache, mask, auxLosses);
+                continue;
+            }
+            bool withAux = auxLosses is not null && Config.IsMoeLayer(i);
+            List<Tensor> outputs = LayerCheckpoint.apply(h, layer, mask, withAux);
+            h = outputs[0];
+            if (withAux) auxLosses!.Add(outputs[1]);
+        }
         cache?.Advance((int)t);
         if (auxLosses is not null)
             foreach (Tensor loss in auxLosses.Skip(lossesBefore)) loss.MoveToOuterDisposeScope();

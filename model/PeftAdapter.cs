@@ -16,7 +16,7 @@ public static class PeftAdapter
 {
     public const string ConfigFile = "adapter_config.json";
     public const string WeightsFile = "adapter_model.safetensors";
-    private const string KeyPrefix = "base_model.model.";
+    internal const string KeyPrefix = "base_model.model.";
 
     /// <summary>Writes the model's adapters (float32) and a PEFT config that names exactly the adapted modules.</summary>
     public static void Save(DeepSeekV2ForCausalLM model, LoraConfig config, string directory, string baseModel)
@@ -68,34 +68,17 @@ public static class PeftAdapter
     /// </summary>
     public static LoraConfig Apply(DeepSeekV2ForCausalLM model, string directory)
     {
-        string configPath = Path.Combine(directory, ConfigFile), weightsPath = Path.Combine(directory, WeightsFile);
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"--adapter {directory}: {ConfigFile} is missing", configPath);
-        if (!File.Exists(weightsPath)) throw new FileNotFoundException($"--adapter {directory}: {WeightsFile} is missing", weightsPath);
-        LoraConfig config = ReadConfig(configPath);
+        using var adapter = PeftAdapterFile.Open(directory);
         Dictionary<string, Projection> projections = LoraInjection.Projections(model).ToDictionary(p => p.Name, p => p.Projection);
-
-        using var file = SafetensorsFile.Open(weightsPath);
-        var modules = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (TensorInfo t in file.Tensors)
-        {
-            if (!t.Name.StartsWith(KeyPrefix, StringComparison.Ordinal) ||
-                !(t.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) || t.Name.EndsWith(".lora_B.weight", StringComparison.Ordinal)))
-                throw new InvalidDataException($"{weightsPath}: tensor {t.Name} is not a LoRA matrix (base_model.model.….lora_A/B.weight)");
-            modules.Add(t.Name[KeyPrefix.Length..^".lora_A.weight".Length]);
-        }
-        foreach (string module in modules)
+        foreach (string module in adapter.Modules)
         {
             if (!projections.TryGetValue(module, out Projection? projection))
-                throw new InvalidDataException($"{weightsPath}: adapter for {module}, which is not a projection of this model");
+                throw new InvalidDataException($"{adapter.WeightsPath}: adapter for {module}, which is not a projection of this model");
             using var scope = NewDisposeScope();
-            Tensor a = Read(file, weightsPath, $"{KeyPrefix}{module}.lora_A.weight");
-            Tensor b = Read(file, weightsPath, $"{KeyPrefix}{module}.lora_B.weight");
-            if (a.shape[0] != config.Rank)
-                throw new InvalidDataException($"{weightsPath}: {module}.lora_A.weight has rank {a.shape[0]}, but {ConfigFile} says r = {config.Rank}");
-            projection.AttachLora(a, b, config.Scale, config.Dropout);
+            (Tensor a, Tensor b) = adapter.Matrices(module);
+            projection.AttachLora(a, b, adapter.Config.Scale, adapter.Config.Dropout);
         }
-        if (modules.Count == 0) throw new InvalidDataException($"{weightsPath}: no LoRA tensors");
-        return config;
+        return adapter.Config;
     }
 
     /// <summary>
@@ -104,59 +87,18 @@ public static class PeftAdapter
     /// </summary>
     public static void Restore(DeepSeekV2ForCausalLM model, string directory)
     {
-        string weightsPath = Path.Combine(directory, WeightsFile);
-        using var file = SafetensorsFile.Open(weightsPath);
+        using var adapter = PeftAdapterFile.Open(directory);
         var attached = LoraInjection.Projections(model).Where(p => p.Projection.HasLora).ToList();
-        if (file.Tensors.Count != 2 * attached.Count)
-            throw new InvalidDataException($"{weightsPath}: holds {file.Tensors.Count} LoRA tensors, the model has {2 * attached.Count}");
+        if (!attached.Select(a => a.Name).Order(StringComparer.Ordinal).SequenceEqual(adapter.Modules))
+            throw new InvalidDataException($"{adapter.WeightsPath}: adapts other modules than the model being trained");
         using var noGrad = no_grad();
         foreach ((string name, Projection p) in attached)
         {
             using var scope = NewDisposeScope();
-            p.LoraA!.copy_(Read(file, weightsPath, $"{KeyPrefix}{name}.lora_A.weight"));
-            p.LoraB!.copy_(Read(file, weightsPath, $"{KeyPrefix}{name}.lora_B.weight"));
+            (Tensor a, Tensor b) = adapter.Matrices(name);
+            p.LoraA!.copy_(a);
+            p.LoraB!.copy_(b);
         }
-    }
-
-    private static LoraConfig ReadConfig(string path)
-    {
-        JsonObject o;
-        try
-        {
-            o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new FormatException($"{path}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new FormatException($"{path}: not valid JSON: {e.Message}", e);
-        }
-        string Str(string key) => o[key] is JsonValue v && v.TryGetValue(out string? s) ? s : "";
-        if (Str("peft_type") != "LORA") throw new FormatException($"{path}: peft_type: expected \"LORA\", got \"{Str("peft_type")}\"");
-        if (o["use_dora"] is JsonValue dora && dora.TryGetValue(out bool on) && on)
-            throw new FormatException($"{path}: use_dora: true is not supported");
-        double Num(string key, double fallback) =>
-            o[key] is JsonValue v && v.TryGetValue(out JsonElement e) && e.ValueKind == JsonValueKind.Number ? e.GetDouble() : fallback;
-        int rank = (int)Num("r", 8);
-        var config = new LoraConfig
-        {
-            Rank = rank,
-            Alpha = Num("lora_alpha", rank),
-            Dropout = Num("lora_dropout", 0),
-            UseRsLora = o["use_rslora"] is JsonValue r && r.TryGetValue(out bool rs) && rs,
-            TargetModules = o["target_modules"] is JsonArray list
-                ? list.Select(n => n!.GetValue<string>()).ToArray()
-                : [.. LoraConfig.AttentionModules, .. LoraConfig.MlpModules],
-        };
-        if (config.Rank <= 0) throw new FormatException($"{path}: r: must be positive, got {config.Rank}");
-        return config;
-    }
-
-    private static Tensor Read(SafetensorsFile file, string path, string name)
-    {
-        if (!file.TryGet(name, out TensorInfo info)) throw new InvalidDataException($"{path}: {name} is missing");
-        if (info.Shape.Length != 2) throw new InvalidDataException($"{path}: {name} must be a matrix, has shape [{string.Join(", ", info.Shape)}]");
-        var values = new float[info.ElementCount];
-        file.ReadFloat32(info, values);
-        return tensor(values, info.Shape);
     }
 
     private static TensorSource Source(string name, Tensor value) =>

@@ -189,4 +189,36 @@ public sealed class LoraTests
         Assert.Contains("\"peft_type\": \"LORA\"", json);
         Assert.Contains("model\\\\.layers\\\\.2\\\\.mlp\\\\.experts\\\\.7\\\\.up_proj", json);
     }
+
+    [Fact]
+    public void GradientCheckpointingGivesTheSameLossAndGradients()
+    {
+        (CheckpointDirectory checkpoint, DeepSeekV2ForCausalLM model) = Load(TestModels.Tiny);
+        using (checkpoint)
+        using (model)
+        {
+            LoraInjection.Attach(model, Everything with { Dropout = 0.1 }, seed: 11);
+            Randomise(model, 12);
+            model.train();
+            var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+            var weights = randn([1, Ids.Length, TestModels.Tiny.VocabSize], generator: new Generator(13));
+            (float Loss, float[][] Grads) Step(bool checkpointed)
+            {
+                foreach (var p in parameters) p.grad?.zero_();
+                manual_seed(14);
+                using var scope = NewDisposeScope();
+                var aux = new List<Tensor>();
+                Tensor loss = (model.Forward(tensor(Ids).unsqueeze(0), auxLosses: aux, checkpointLayers: checkpointed) * weights).sum()
+                              + stack(aux).sum() * 10;
+                loss.backward();
+                return (loss.item<float>(), parameters.Select(p => p.grad?.data<float>().ToArray() ?? new float[p.numel()]).ToArray());
+            }
+            (float plainLoss, float[][] plain) = Step(checkpointed: false);
+            (float checkpointedLoss, float[][] recomputed) = Step(checkpointed: true);
+            Assert.Equal(plainLoss, checkpointedLoss, 3);
+            double diff = plain.Zip(recomputed, (a, b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max()).Max();
+            double scale = plain.Max(g => g.Max(Math.Abs));
+            Assert.True(diff <= 1e-4 * scale, $"max gradient difference {diff} (gradients up to {scale})");
+        }
+    }
 }

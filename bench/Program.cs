@@ -70,6 +70,6 @@ using (var warm = new LatentCache(checkpoint.Config, 1, prefill + decode, runtim
 using var cache = new LatentCache(checkpoint.Config, 1, prefill + decode, runtime);
 double prefillSeconds = Prefill(cache);
 double decodeSeconds = Decode(cache);
-long peakKb = File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1])).First();
+long peakKb = File.ReadLines("/proc/self/status").Where(l => l.StartsWith("VmHWM:")).Select(l => long.Parse(l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1])).First();
 
 Console.WriteLine($"| {TorchRuntime.Name(runtime.DType)} | {threads} | {prefill} | {prefill / prefillSeconds:F1} | {decode / decodeSeconds:F2} | {peakKb / 1024.0 / 1024.0:F2} GiB | {loadSeconds:F1} s |");

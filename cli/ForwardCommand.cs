@@ -24,7 +24,7 @@ internal static class ForwardCommand
         command.SetAction(parse =>
         {
             long[] tokens = ParseIds(parse.GetValue(ids)!);
-            TorchRuntime runtime = ModelOptions.Runtime(parse.GetValue(device)!, parse.GetValue(dtype)!);
+            TorchRuntime runtime = TorchRuntime.Parse(parse.GetValue(device)!, parse.GetValue(dtype)!);
             using var checkpoint = CheckpointDirectory.Open(parse.GetValue(model)!);
             int vocab = checkpoint.Config.VocabSize;
             long outside = tokens.FirstOrDefault(t => t >= vocab, -1);

@@ -43,7 +43,7 @@ internal static class GenerateCommand
             TextWriter output = parse.InvocationConfiguration.Output, error = parse.InvocationConfiguration.Error;
             var sampling = new SamplingOptions(parse.GetValue(temperature), parse.GetValue(topP), parse.GetValue(topK), parse.GetValue(seed));
             sampling.Validate();
-            TorchRuntime runtime = ModelOptions.Runtime(parse.GetValue(device)!, parse.GetValue(dtype)!);
+            TorchRuntime runtime = TorchRuntime.Parse(parse.GetValue(device)!, parse.GetValue(dtype)!);
             string dir = parse.GetValue(model)!;
             DeepSeekTokenizer tokenizer = DeepSeekTokenizer.Load(dir);
             int[] ids = parse.GetValue(chat) is { } message

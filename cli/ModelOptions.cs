@@ -50,10 +50,4 @@ internal static class ModelOptions
         DefaultValueFactory = _ => fallback,
     }.AcceptOnlyFromAmong("auto", "f32", "bf16", "f16");
 
-    public static TorchRuntime Runtime(string device, string dtype)
-    {
-        var parsedDevice = TorchRuntime.ParseDevice(device);
-        string resolved = dtype != "auto" ? dtype : parsedDevice.type == TorchSharp.DeviceType.CUDA ? "bf16" : "f32";
-        return TorchRuntime.Parse(device, resolved);
-    }
 }

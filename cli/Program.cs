@@ -18,6 +18,8 @@ public static class Program
             GenerateCommand.Create(),
             InspectCommand.Create(),
             ConvertCommand.Create(),
+            MergeCommand.Create(),
+            TrainCommand.Create(),
         };
         try
         {
@@ -25,7 +27,8 @@ public static class Program
                 new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is FormatException or ArgumentException or IOException or InvalidDataException
-                                       or InvalidOperationException or KeyNotFoundException or UnauthorizedAccessException)
+                                       or InvalidOperationException or KeyNotFoundException or UnauthorizedAccessException
+                                       or NotSupportedException)
         {
             // Bad input is the user's to fix: say what and where, without a stack trace.
             error.WriteLine($"error: {e.Message}");

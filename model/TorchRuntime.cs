@@ -7,7 +7,7 @@ namespace Tune.Model;
 public sealed record TorchRuntime(Device Device, ScalarType DType)
 {
     public static readonly string[] DeviceChoices = ["auto", "cpu", "cuda", "cuda:N"];
-    public static readonly string[] DTypeChoices = ["f32", "bf16", "f16"];
+    public static readonly string[] DTypeChoices = ["auto", "f32", "bf16", "f16"];
 
     public static TorchRuntime Cpu { get; } = new(CPU, ScalarType.Float32);
 
@@ -43,9 +43,15 @@ public sealed record TorchRuntime(Device Device, ScalarType DType)
         _ => throw new ArgumentException($"--dtype {text}: expected one of {string.Join(", ", DTypeChoices)}"),
     };
 
+    /// <summary>The runtime for --device and --dtype; dtype "auto" is bf16 on a GPU and f32 on the CPU, where libtorch's
+    /// bf16 kernels are slow without AVX-512 BF16 and its bf16 matrix-vector product is slower than f32 even with it.</summary>
     public static TorchRuntime Parse(string device, string dtype)
     {
-        var runtime = new TorchRuntime(ParseDevice(device), ParseDType(dtype));
+        Device parsed = ParseDevice(device);
+        ScalarType type = dtype.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase)
+            ? parsed.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32
+            : ParseDType(dtype);
+        var runtime = new TorchRuntime(parsed, type);
         if (runtime.Device.type == DeviceType.CPU && runtime.DType == ScalarType.Float16)
             Console.Error.WriteLine("warning: f16 on the CPU is very slow in libtorch (no f16 GEMM kernels); prefer bf16 or f32");
         return runtime;

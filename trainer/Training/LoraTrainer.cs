@@ -83,7 +83,7 @@ public sealed class LoraTrainer
                 using var scope = NewDisposeScope();
                 using TrainingBatch batch = TrainingBatch.From(rows[(micro * t.BatchSize)..((micro + 1) * t.BatchSize)], _model.Runtime.Device);
                 var auxLosses = _auxCoefficient > 0 ? new List<Tensor>() : null;
-                Tensor logits = _model.Forward(batch.Ids, mask: batch.Mask, auxLosses: auxLosses);
+                Tensor logits = _model.Forward(batch.Ids, mask: batch.Mask, auxLosses: auxLosses, checkpointLayers: t.GradCheckpointing);
                 Tensor ceSum = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), batch.Targets.view(-1),
                     ignore_index: TrainingBatch.Ignore, reduction: nn.Reduction.Sum);
                 Tensor loss = ceSum / Math.Max(targets, 1);

@@ -1,0 +1,85 @@
+using Tune.Tests.Model;
+using Tune.Trainer;
+using Tune.Trainer.Recipes;
+using Tune.Trainer.Training;
+
+namespace Tune.Tests.Training;
+
+/// <summary>`tune train`'s library entry point on the tiny model: it learns, and a resumed run is the same run.</summary>
+[Collection("torch")]
+public sealed class TrainingJobTests
+{
+    private static string Recipe(string output, string extra = "")
+    {
+        string model = TestModels.Checkpoint(TestModels.Tiny with { VocabSize = 102400, InitializerRange = 0.5 });
+        string data = Path.Combine(TestModels.Root, "overfit.jsonl");
+        if (!File.Exists(data))
+            File.WriteAllText(data, """{"text": "def add(a, b):\n    return a + b\n"}""" + "\n" +
+                                    """{"text": "def mul(a, b):\n    return a * b\n"}""" + "\n");
+        return $$"""
+            model: {path: {{model}}, dtype: f32, device: cpu}
+            lora: {rank: 8, alpha: 16, dropout: 0.0}
+            data:
+              train: [{path: {{data}}, kind: text}]
+              eval_fraction: 0
+              seq_len: 32
+              fim: {rate: 0}
+            optim: {lr: 0.03}
+            schedule: {kind: cosine, warmup_steps: 5, min_lr_ratio: 0.01}
+            train: {batch_size: 1, max_steps: 120, log_every: 100, eval_every: 0, save_every: 10, keep_last: 2, aux_loss_coef: 0.001, seed: 3}
+            output:
+              dir: {{output}}
+            {{extra}}
+            """;
+    }
+
+    private static string NewOutput() => Path.Combine(TestModels.Root, $"train-{Guid.NewGuid():N}");
+
+    [Fact]
+    public async Task ASmallDatasetIsOverfit()
+    {
+        string output = NewOutput();
+        Recipe recipe = RecipeLoader.Parse(Recipe(output), "overfit.yaml");
+        TrainingResult result = await TrainingJob.RunAsync(recipe, resume: false, TextWriter.Null);
+        Assert.True(result.LossAfter <= 0.1 * result.LossBefore, $"loss {result.LossBefore:F3} -> {result.LossAfter:F3}");
+        Assert.True(File.Exists(Path.Combine(output, "adapter_model.safetensors")));
+        Assert.Equal(120, File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Length);
+        Assert.Equal(["step-000110", "step-000120"], Directory.GetDirectories(Path.Combine(output, "checkpoints")).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task AnInterruptedRunResumesOntoTheSameLossCurve()
+    {
+        string straight = NewOutput(), interrupted = NewOutput();
+        const string extra = "";
+        IReadOnlyList<StepMetrics> full = (await TrainingJob.RunAsync(
+            RecipeLoader.Parse(Recipe(straight, extra), "a.yaml", ["train.max_steps=20"]), false, TextWriter.Null)).Steps;
+
+        // Interrupt the same run after step 12 (its last checkpoint is step 10), then resume it.
+        var interrupt = new InterruptAt("step 12/");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => TrainingJob.RunAsync(
+            RecipeLoader.Parse(Recipe(interrupted, extra), "b.yaml", ["train.max_steps=20", "train.log_every=1"]),
+            false, interrupt, interrupt.Token));
+        IReadOnlyList<StepMetrics> resumed = (await TrainingJob.RunAsync(
+            RecipeLoader.Parse(Recipe(interrupted, extra), "b.yaml", ["train.max_steps=20"]), true, TextWriter.Null)).Steps;
+
+        Assert.Equal(10, resumed.Count);
+        Assert.Equal(11, resumed[0].Step);
+        Assert.Equal(full.Skip(10).Select(m => m.Loss), resumed.Select(m => m.Loss));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "adapter_model.safetensors")),
+            File.ReadAllBytes(Path.Combine(interrupted, "adapter_model.safetensors")));
+    }
+
+    /// <summary>A log that cancels the run when a line containing <paramref name="marker"/> is written.</summary>
+    private sealed class InterruptAt(string marker) : StringWriter
+    {
+        private readonly CancellationTokenSource _source = new();
+
+        public CancellationToken Token => _source.Token;
+
+        public override void WriteLine(string? value)
+        {
+            if (value?.Contains(marker) == true) _source.Cancel();
+        }
+    }
+}

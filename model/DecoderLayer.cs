@@ -35,6 +35,9 @@ public sealed class DecoderLayer : ExplicitModule
         }
     }
 
+    /// <summary>The layer's MoE block, or null for a dense layer.</summary>
+    public MoeLayer? Moe => _moe;
+
     /// <summary>No dispose scope of its own: the caller's scope collects the few [B, T, D] temporaries, and a balance
     /// loss added to <paramref name="auxLosses"/> lands in the caller's scope too.</summary>
     public Tensor Forward(Tensor h, LatentCache? cache, Tensor? mask, List<Tensor>? auxLosses)

@@ -30,6 +30,8 @@ public sealed class DeepSeekV2ForCausalLM : ExplicitModule
         if (!c.TieWordEmbeddings) register_module("lm_head", _head);
     }
 
+    public IReadOnlyList<DecoderLayer> Layers => _model.Layers;
+
     /// <summary>
     /// Loads a Hugging Face checkpoint directory onto the runtime's device and dtype, frozen except the tensors that
     /// <paramref name="trainable"/> names (by checkpoint name), which become float32 copies that train.

@@ -62,6 +62,9 @@ public sealed class MoeLayer : ExplicitModule
         }
     }
 
+    /// <summary>Called with every routing decision of this layer (expert scoring for ESFT, statistics); null = none.</summary>
+    public Action<Routing>? RoutingObserver { get; set; }
+
     /// <summary>x [B, T, D]. When <paramref name="auxLosses"/> is given, this layer's balance loss is added to it.</summary>
     public Tensor Forward(Tensor x, List<Tensor>? auxLosses)
     {
@@ -69,6 +72,7 @@ public sealed class MoeLayer : ExplicitModule
         long b = x.shape[0], t = x.shape[1], d = x.shape[2];
         Tensor flat = x.reshape(b * t, d);
         Routing routing = _gate.Route(flat);
+        RoutingObserver?.Invoke(routing);
         if (auxLosses is not null) auxLosses.Add(MoeRouter.BalanceLoss(routing, b, t, _config.SeqAux).MoveToOuterDisposeScope());
 
         // Group the (token, choice) pairs by expert: a stable sort keeps each expert's tokens in order.

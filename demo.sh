@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The main job on a built-in default: builds Tune, writes a small random DeepSeek-V2 model in the Hugging Face
-# layout, shows what it holds, and generates from it (plain, chat and fill-in-the-middle prompts).
+# The main job on a built-in default, end to end on this machine's CPU: make a small random DeepSeek-V2 model in the
+# Hugging Face layout, fine-tune it with LoRA on a tiny chat set (loss before and after), generate with the adapter
+# (chat and fill-in-the-middle), and merge the adapter into a full checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")"
-out=${1:-out/demo}
 dotnet build cli/Tune.Cli.csproj -c Release --nologo -v quiet
-./tune new --config tiny --out "$out" --seed 1
-./tune inspect "$out"
-echo "--- generate (random weights, so the text is noise; greedy, 24 tokens):"
-./tune generate --model "$out" --prompt "def fibonacci(n):" --max-tokens 24
+./tune new --config tiny --out out/demo --seed 1
+./tune inspect out/demo
+./tune train recipes/tiny-lora.yaml
+echo "--- generate with the adapter (a random model: the text is noise; greedy, 24 tokens):"
+./tune generate --model out/demo --adapter out/tiny-lora --chat "Write a function that reverses a string." --max-tokens 24
 echo
-./tune generate --model "$out" --chat "Write a haiku about tensors." --max-tokens 24 --temperature 0.8 --seed 3
+./tune generate --model out/demo --adapter out/tiny-lora --fim-prefix $'def add(a, b):\n    ' --fim-suffix $'\n    return c' --max-tokens 24
 echo
-./tune generate --model "$out" --fim-prefix $'def add(a, b):\n    ' --fim-suffix $'\n    return c' --max-tokens 24
-echo
+./tune merge --model out/demo --adapter out/tiny-lora --out out/demo-merged
+./tune inspect out/demo-merged | head -3

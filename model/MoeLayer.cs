@@ -24,9 +24,15 @@ public sealed class RoutedExperts : ExplicitModule
 
     public int Count => _experts.Length;
 
+    /// <summary>Wall time spent in <see cref="Compute"/> so far (forward only): how much of a step the experts take.</summary>
+    public TimeSpan ComputeTime { get; private set; }
+
+    public void ResetComputeTime() => ComputeTime = TimeSpan.Zero;
+
     /// <summary>rows [M, D] sorted by expert, counts[e] rows for expert e; returns outputs in the same order.</summary>
     public Tensor Compute(Tensor rows, long[] counts)
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var scope = NewDisposeScope();
         var outputs = new List<Tensor>();
         long offset = 0;
@@ -36,7 +42,9 @@ public sealed class RoutedExperts : ExplicitModule
             outputs.Add(_experts[e].Forward(rows.narrow(0, offset, counts[e])));
             offset += counts[e];
         }
-        return cat(outputs, 0).MoveToOuterDisposeScope();
+        Tensor result = cat(outputs, 0).MoveToOuterDisposeScope();
+        ComputeTime += System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        return result;
     }
 }
 
@@ -61,6 +69,8 @@ public sealed class MoeLayer : ExplicitModule
             register_module("shared_experts", _shared);
         }
     }
+
+    public RoutedExperts Experts => _experts;
 
     /// <summary>Called with every routing decision of this layer (expert scoring for ESFT, statistics); null = none.</summary>
     public Action<Routing>? RoutingObserver { get; set; }

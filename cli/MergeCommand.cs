@@ -8,7 +8,7 @@ internal static class MergeCommand
     public static Command Create()
     {
         var model = ModelOptions.Model();
-        var adapter = new Option<string>("--adapter") { Description = "The PEFT LoRA adapter directory to merge", Required = true, HelpName = "DIR" };
+        var adapter = new Option<string>("--adapter") { Description = "The PEFT LoRA adapter directory to merge, or an ESFT output directory (esft_experts.safetensors)", Required = true, HelpName = "DIR" };
         var output = new Option<string>("--out") { Description = "Directory for the merged checkpoint (same dtype and shard count as the base)", Required = true, HelpName = "DIR" };
         var command = new Command("merge", "Fold a LoRA adapter into its base: W + scale·B·A, streamed tensor by tensor into a full Hugging Face checkpoint")
         {

@@ -20,6 +20,7 @@ public static class Program
             ConvertCommand.Create(),
             MergeCommand.Create(),
             TrainCommand.Create(),
+            ExpertsCommand.Create(),
         };
         try
         {

@@ -1,6 +1,7 @@
 using TorchSharp;
 using Tune.Formats;
 using Tune.Model;
+using Tune.Trainer.Esft;
 using static TorchSharp.torch;
 
 namespace Tune.Trainer;
@@ -8,6 +9,8 @@ namespace Tune.Trainer;
 /// <summary>
 /// `tune merge`: base checkpoint + PEFT LoRA adapter → a full Hugging Face checkpoint with W' = W + scale·B·A, written
 /// tensor by tensor (one tensor in memory at a time), in the base's dtype and shard count, under temporary names.
+/// An ESFT full-mode output (esft_experts.safetensors, with or without a LoRA adapter beside it) replaces the trained
+/// expert weights.
 /// </summary>
 public static class AdapterMerge
 {
@@ -19,11 +22,23 @@ public static class AdapterMerge
         if (Path.GetFullPath(modelDirectory) == Path.GetFullPath(outputDirectory))
             throw new ArgumentException($"--out {outputDirectory}: must differ from --model (the base is read while the merge is written)");
         using var checkpoint = CheckpointDirectory.Open(modelDirectory);
-        using var adapter = PeftAdapterFile.Open(adapterDirectory);
-        foreach (string module in adapter.Modules)
+        string esftPath = Path.Combine(adapterDirectory, EsftExpertWeights.FileName);
+        bool hasLora = File.Exists(Path.Combine(adapterDirectory, PeftAdapter.ConfigFile)) || !File.Exists(esftPath);
+        using PeftAdapterFile? adapter = hasLora ? PeftAdapterFile.Open(adapterDirectory) : null;
+        using SafetensorsFile? experts = File.Exists(esftPath) ? SafetensorsFile.Open(esftPath) : null;
+        var adapted = (adapter?.Modules ?? []).ToHashSet(StringComparer.Ordinal);
+        foreach (string module in adapted)
             if (!checkpoint.Contains(module + ".weight"))
-                throw new InvalidDataException($"{adapter.WeightsPath}: adapts {module}, but {modelDirectory} has no tensor {module}.weight");
-        var adapted = adapter.Modules.ToHashSet(StringComparer.Ordinal);
+                throw new InvalidDataException($"{adapter!.WeightsPath}: adapts {module}, but {modelDirectory} has no tensor {module}.weight");
+        foreach (TensorInfo expert in experts?.Tensors ?? [])
+        {
+            if (!checkpoint.Contains(expert.Name))
+                throw new InvalidDataException($"{esftPath}: holds {expert.Name}, which {modelDirectory} does not have");
+            if (!checkpoint.Locate(expert.Name).Info.Shape.SequenceEqual(expert.Shape))
+                throw new InvalidDataException($"{esftPath}: {expert.Name} has shape [{string.Join(", ", expert.Shape)}], unlike the base's");
+            if (adapted.Contains(expert.Name[..^".weight".Length]))
+                throw new InvalidDataException($"{esftPath}: {expert.Name} is also LoRA-adapted in {adapterDirectory}; merge one or the other");
+        }
 
         List<TensorInfo> tensors = checkpoint.Tensors.ToList();
         int done = 0;
@@ -31,7 +46,8 @@ public static class AdapterMerge
         {
             (SafetensorsFile file, TensorInfo located) = checkpoint.Locate(info.Name);
             string module = info.Name.EndsWith(".weight", StringComparison.Ordinal) ? info.Name[..^".weight".Length] : "";
-            if (adapted.Contains(module)) Merge(file, located, adapter, module, bytes);
+            if (adapted.Contains(module)) Merge(file, located, adapter!, module, bytes);
+            else if (experts is not null && experts.TryGet(info.Name, out TensorInfo trained)) Replace(experts, trained, located, bytes);
             else file.Bytes(located).CopyTo(bytes);
             progress?.Invoke(++done, tensors.Count);
         })).ToList();
@@ -44,6 +60,14 @@ public static class AdapterMerge
                 AtomicFile.Write(Path.Combine(outputDirectory, side), s => { using FileStream input = File.OpenRead(source); input.CopyTo(s); });
         }
         return written;
+    }
+
+    /// <summary>An ESFT-trained expert weight replaces the base's, converted to the base's dtype.</summary>
+    private static void Replace(SafetensorsFile experts, TensorInfo trained, TensorInfo weight, Span<byte> destination)
+    {
+        var values = new float[trained.ElementCount];
+        experts.ReadFloat32(trained, values);
+        FloatBits.FromFloat32(values, weight.DType, destination);
     }
 
     private static void Merge(SafetensorsFile file, TensorInfo weight, PeftAdapterFile adapter, string module, Span<byte> destination)

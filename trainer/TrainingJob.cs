@@ -2,6 +2,7 @@ using Tune.Formats;
 using Tune.Model;
 using Tune.Model.Tokenization;
 using Tune.Trainer.Data;
+using Tune.Trainer.Esft;
 using Tune.Trainer.Recipes;
 using Tune.Trainer.Training;
 
@@ -13,39 +14,75 @@ public sealed record TrainingResult(string AdapterDirectory, double LossBefore, 
 /// <summary>
 /// `tune train`: a recipe turned into a run. Loads the base (frozen) and the data, attaches fresh adapters seeded by
 /// train.seed, trains, and writes the PEFT adapter to output.dir (checkpoints, metrics.jsonl and the resolved recipe
-/// beside it).
+/// beside it). With esft.enabled the routed experts to train come from the scores file; in full mode their weights
+/// train themselves and are written as esft_experts.safetensors + expert_cfg.json.
 /// </summary>
 public static class TrainingJob
 {
     public static async Task<TrainingResult> RunAsync(Recipe recipe, bool resume, TextWriter log, CancellationToken cancel = default)
     {
-        if (recipe.Esft.Enabled)
-            throw new NotSupportedException("esft.enabled: expert-specialised fine-tuning is not wired into `tune train` yet; " +
-                                            "train LoRA on chosen experts with lora.routed_experts: listed");
         TorchRuntime runtime = TorchRuntime.Parse(recipe.Model.Device, recipe.Model.Dtype);
         DeepSeekTokenizer tokenizer = DeepSeekTokenizer.Load(recipe.Model.Path);
         TrainingData data = await TrainingData.LoadAsync(recipe.Data, tokenizer, Environment.CurrentDirectory, cancel);
         log.WriteLine(data.Summary);
 
         using var checkpoint = CheckpointDirectory.Open(recipe.Model.Path);
-        bool Trainable(string name) => recipe.Lora.TrainRouter && name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal);
+        ExpertConfig? esft = recipe.Esft.Enabled ? SelectExperts(recipe.Esft, checkpoint.Config, log) : null;
+        ExpertConfig? fullExperts = recipe.Esft.Mode == EsftMode.Full ? esft : null;
+        HashSet<string> fullWeights = fullExperts is null ? [] : EsftExpertWeights.TensorNames(fullExperts).ToHashSet(StringComparer.Ordinal);
+        bool Trainable(string name) => recipe.Lora.TrainRouter && name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
+                                       || fullWeights.Contains(name);
         using var model = DeepSeekV2ForCausalLM.Load(checkpoint, runtime, Trainable);
-        LoraConfig lora = ToLoraConfig(recipe.Lora);
-        IReadOnlyList<string> adapted = LoraInjection.Attach(model, lora, recipe.Train.Seed);
+        LoraConfig lora = WithEsft(ToLoraConfig(recipe.Lora), recipe, esft);
+        // Pure ESFT (full mode, no target_modules) attaches no adapter at all.
+        IReadOnlyList<string> adapted = lora.TargetModules.Count > 0 || fullExperts is null ? LoraInjection.Attach(model, lora, recipe.Train.Seed) : [];
         long trainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
-        log.WriteLine($"{runtime}: LoRA r={lora.Rank} on {adapted.Count} projections, {trainable:N0} trainable parameters");
+        string experts = fullExperts is null ? "" : $", {fullExperts.Count} routed experts in full";
+        log.WriteLine($"{runtime}: LoRA r={lora.Rank} on {adapted.Count} projections{experts}, {trainable:N0} trainable parameters");
 
         Directory.CreateDirectory(recipe.Output.Dir);
         AtomicFile.Write(Path.Combine(recipe.Output.Dir, "recipe.yaml"),
             s => s.Write(System.Text.Encoding.UTF8.GetBytes(RecipeLoader.ToYaml(recipe))));
-        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log);
+        esft?.Save(Path.Combine(recipe.Output.Dir, ExpertConfig.FileName));
+        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, fullExperts);
         PackedDataset measured = data.Eval ?? data.Train;
         double before = trainer.Evaluate(measured);
         IReadOnlyList<StepMetrics> steps = trainer.Run(resume, cancel);
         double after = trainer.Evaluate(measured);
-        PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
+        if (adapted.Count > 0) PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
+        if (fullExperts is not null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);
         log.WriteLine($"{(data.Eval is null ? "train" : "eval")} loss {before:F4} → {after:F4}; adapter in {recipe.Output.Dir}");
         return new TrainingResult(recipe.Output.Dir, before, after, steps);
+    }
+
+    private static ExpertConfig SelectExperts(EsftRecipe esft, DeepSeekV2Config config, TextWriter log)
+    {
+        ExpertScores scores = ExpertScores.Load(esft.Scores);
+        scores.CheckFits(config, esft.Scores);
+        ExpertConfig selected = ExpertConfig.Select(scores, esft.ScoreFunction, esft.TopP);
+        log.WriteLine($"ESFT ({esft.Mode.ToString().ToLowerInvariant()}): {selected.Count} routed experts in {selected.Experts.Count} layers " +
+                      $"cover {esft.ScoreFunction.ToString().ToLowerInvariant()} score {esft.TopP} per layer " +
+                      $"({string.Join(", ", selected.Experts.Select(kv => $"{kv.Key}: {kv.Value.Length}"))})");
+        return selected;
+    }
+
+    /// <summary>
+    /// ESFT decides the routed experts only: in full mode none of them gets LoRA (the selected ones train in full), in
+    /// lora mode exactly the selected ones do; attention, dense MLP and shared experts follow the lora section.
+    /// </summary>
+    private static LoraConfig WithEsft(LoraConfig lora, Recipe recipe, ExpertConfig? esft)
+    {
+        if (esft is null) return lora;
+        if (recipe.Esft.Mode == EsftMode.Full) return lora with { RoutedExpertsEnabled = false, RoutedExperts = null };
+        if (recipe.Lora.RoutedExperts == ExpertSelection.None)
+            throw new ArgumentException("lora.routed_experts: none leaves nothing for esft.mode: lora to adapt; use all (the default)");
+        if (!lora.TargetModules.Intersect(LoraConfig.MlpModules).Any())
+            throw new ArgumentException("lora.target_modules: esft.mode: lora adapts the selected experts' gate_proj, up_proj and down_proj; list at least one");
+        return lora with
+        {
+            RoutedExpertsEnabled = true,
+            RoutedExperts = esft.Experts.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<int>)kv.Value),
+        };
     }
 
     public static LoraConfig ToLoraConfig(LoraRecipe r) => new()

@@ -4,6 +4,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using Tune.Model;
 using Tune.Trainer.Data;
+using Tune.Trainer.Esft;
 using Tune.Trainer.Recipes;
 using static TorchSharp.torch;
 
@@ -27,10 +28,15 @@ public sealed class LoraTrainer
     private readonly TextWriter _log;
     private readonly List<Parameter> _parameters;
     private readonly double _auxCoefficient;
+    private readonly ExpertConfig? _fullExperts;
+    private readonly bool _hasLora;
 
-    public LoraTrainer(Recipe recipe, DeepSeekV2ForCausalLM model, LoraConfig lora, PackedDataset train, PackedDataset? eval, TextWriter log)
+    /// <param name="fullExperts">The routed experts trained in full (ESFT full mode), saved and restored with each checkpoint.</param>
+    public LoraTrainer(Recipe recipe, DeepSeekV2ForCausalLM model, LoraConfig lora, PackedDataset train, PackedDataset? eval, TextWriter log,
+        ExpertConfig? fullExperts = null)
     {
-        (_recipe, _model, _lora, _train, _eval, _log) = (recipe, model, lora, train, eval, log);
+        (_recipe, _model, _lora, _train, _eval, _log, _fullExperts) = (recipe, model, lora, train, eval, log, fullExperts);
+        _hasLora = LoraInjection.Projections(model).Any(p => p.Projection.HasLora);
         _parameters = model.parameters().Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
         _auxCoefficient = recipe.Train.AuxLossCoef ?? model.Config.AuxLossAlpha;
@@ -153,7 +159,8 @@ public sealed class LoraTrainer
         string partial = final + ".partial";
         if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
         Directory.CreateDirectory(partial);
-        PeftAdapter.Save(_model, _lora, partial, _recipe.Model.Path);
+        if (_hasLora) PeftAdapter.Save(_model, _lora, partial, _recipe.Model.Path);
+        if (_fullExperts is not null) EsftExpertWeights.Save(_model, _fullExperts, partial);
         optimizer.save_state_dict(Path.Combine(partial, "optimizer.bin"));
         state.Save(partial);
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
@@ -170,7 +177,8 @@ public sealed class LoraTrainer
         if (state.DataFingerprint != _train.Fingerprint)
             throw new InvalidOperationException($"{directory}: the training data changed since this checkpoint " +
                                                 "(different files, order, sequence length or FIM settings); resuming would not continue the same run");
-        PeftAdapter.Restore(_model, directory);
+        if (_hasLora) PeftAdapter.Restore(_model, directory);
+        if (_fullExperts is not null) EsftExpertWeights.Restore(_model, _fullExperts, directory);
         optimizer.load_state_dict(Path.Combine(directory, "optimizer.bin"));
         return state;
     }

@@ -21,22 +21,23 @@ internal sealed class LayerCheckpoint : autograd.MultiTensorFunction<LayerCheckp
         var layer = (DecoderLayer)vars[1]!;
         var mask = (Tensor?)vars[2];
         bool withAux = (bool)vars[3]!;
-        ctx.save_for_backward([h]);
+        // Tensors go through save_for_backward (TorchSharp refuses them in save_data); the mask is optional, so last.
+        Tensor rng = random.get_rng_state();
+        ctx.save_for_backward(mask is null ? [h, rng] : [h, rng, mask]);
         ctx.save_data("layer", layer);
-        ctx.save_data("mask", mask);
         ctx.save_data("aux", withAux);
-        ctx.save_data("rng", random.get_rng_state().DetachFromDisposeScope());
         return Run(layer, h, mask, withAux);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradients)
     {
-        Tensor h = ctx.get_saved_variables()[0];
+        List<Tensor> saved = ctx.get_saved_variables();
+        Tensor h = saved[0];
+        Tensor? mask = saved.Count > 2 ? saved[2] : null;
         var layer = (DecoderLayer)ctx.get_data("layer");
-        var mask = (Tensor?)ctx.get_data("mask");
         bool withAux = (bool)ctx.get_data("aux");
         using Tensor now = random.get_rng_state();
-        using (var saved = (Tensor)ctx.get_data("rng")) random.set_rng_state(saved);
+        random.set_rng_state(saved[1]);
         Tensor input;
         using (enable_grad())
         {

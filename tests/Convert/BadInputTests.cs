@@ -42,13 +42,21 @@ public sealed class BadInputTests
         string outDir = ConvertModels.NewDirectory("out");
         string gguf = Path.Combine(outDir, "model.gguf");
         var (output, error) = (new StringWriter(), new StringWriter());
-        int exit = await Program.Run(["convert", "--model", dir, "--out", gguf], output, error);
-        string message = error.ToString();
-        Assert.True(exit != 0, $"exit code 0 for a broken checkpoint; stderr: {message}");
-        Assert.StartsWith("error: ", message);
-        foreach (string part in messageParts) Assert.Contains(part, message);
-        Assert.Empty(Directory.GetFileSystemEntries(outDir));
-        return message;
+        try
+        {
+            int exit = await Program.Run(["convert", "--model", dir, "--out", gguf], output, error);
+            string message = error.ToString();
+            Assert.True(exit != 0, $"exit code 0 for a broken checkpoint; stderr: {message}");
+            Assert.StartsWith("error: ", message);
+            foreach (string part in messageParts) Assert.Contains(part, message);
+            Assert.Empty(Directory.GetFileSystemEntries(outDir));
+            return message;
+        }
+        finally
+        {
+            ConvertModels.DeleteQuietly(outDir);
+            if (dir.StartsWith(ConvertModels.Root, StringComparison.Ordinal)) ConvertModels.DeleteQuietly(dir);
+        }
     }
 
     [Fact]
@@ -134,5 +142,6 @@ public sealed class BadInputTests
         }, cancel.Token));
         Assert.True(reports >= 3);
         Assert.Empty(Directory.GetFileSystemEntries(outDir));
+        ConvertModels.DeleteQuietly(outDir);
     }
 }

@@ -14,11 +14,17 @@ namespace Tune.Tests.Convert;
 public static class ConvertModels
 {
     private static readonly ConcurrentDictionary<(DeepSeekV2Config, DType), Lazy<string>> Written = new();
+    private const string RootPrefix = "tune-convert-tests-";
+
     private static readonly Lazy<string> LazyRoot = new(() =>
     {
-        string root = Path.Combine(Path.GetTempPath(), $"tune-convert-tests-{Environment.ProcessId}");
+        // The test host is often killed rather than exited, so runs that ended also get cleaned up by the next one.
+        foreach (string stale in Directory.GetDirectories(Path.GetTempPath(), RootPrefix + "*"))
+            if (int.TryParse(Path.GetFileName(stale)[RootPrefix.Length..], out int pid) && !IsRunning(pid))
+                DeleteQuietly(stale);
+        string root = Path.Combine(Path.GetTempPath(), RootPrefix + Environment.ProcessId);
         Directory.CreateDirectory(root);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(root, recursive: true);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => DeleteQuietly(root);
         return root;
     });
 
@@ -77,6 +83,25 @@ public static class ConvertModels
             RandomCheckpoint.Write(key.Item1, dir, key.Item2, seed: 7, RepoPaths.Tokenizers, shards: 1);
             return dir;
         })).Value;
+
+    public static void DeleteQuietly(string directory)
+    {
+        try { Directory.Delete(directory, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>A fresh directory for one test's output.</summary>
     public static string NewDirectory(string purpose) => Directory.CreateDirectory(Path.Combine(Root, $"{purpose}-{Guid.NewGuid():N}")).FullName;

@@ -8,8 +8,7 @@ namespace Tune.Tests.Convert;
 /// <summary>
 /// group_limited_greedy ranks expert groups by their best score in the HF model and by the sum of their two best
 /// scores in llama.cpp (gguf.md §2.7). This finds prompts on which both rules keep the same groups at every position
-/// of every MoE layer, by running Tune's own layers and reading the router scores, so llama.cpp can be compared
-/// exactly on them.
+/// of every MoE layer, reading the router scores of Tune's own forward pass, so llama.cpp can be compared exactly on them.
 /// </summary>
 internal static class GroupRuleProbe
 {
@@ -24,14 +23,14 @@ internal static class GroupRuleProbe
         var random = new Random(seed);
         var prompt = new List<int> { first };
         rejected = 0;
-        if (!Agree(model, prompt)) throw new InvalidOperationException($"the rules disagree on token {first} alone; pick another first token");
+        if (!LastTokenAgrees(model, prompt)) throw new InvalidOperationException($"the rules disagree on token {first} alone; pick another first token");
         while (prompt.Count < length)
         {
             for (int tries = 0; ; tries++)
             {
                 if (tries == MaxTriesPerPosition) throw new InvalidOperationException($"no agreeing token at position {prompt.Count}");
                 prompt.Add(random.Next(maxToken));
-                if (Agree(model, prompt)) break;
+                if (LastTokenAgrees(model, prompt)) break;
                 prompt.RemoveAt(prompt.Count - 1);
                 rejected++;
             }
@@ -40,31 +39,25 @@ internal static class GroupRuleProbe
     }
 
     /// <summary>Whether both rules keep the same groups for the last token of <paramref name="ids"/> in every MoE layer.</summary>
-    public static bool Agree(DeepSeekV2ForCausalLM model, IReadOnlyList<int> ids)
+    private static bool LastTokenAgrees(DeepSeekV2ForCausalLM model, IReadOnlyList<int> ids)
     {
         DeepSeekV2Config c = model.Config;
-        var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
-        using var grad = no_grad();
-        using var scope = NewDisposeScope();
-        long t = ids.Count;
-        var embedding = (TokenEmbedding)modules["model.embed_tokens"];
-        Tensor h = embedding.Lookup(tensor(ids.Select(i => (long)i).ToArray())).view(1, t, c.HiddenSize);
-        for (int layer = 0; layer < c.NumHiddenLayers; layer++)
+        bool agree = true;
+        void Observe(Routing routing) =>
+            agree &= SameGroups(routing.Scores[ids.Count - 1].data<float>().ToArray(), c.NGroup!.Value, c.TopkGroup!.Value);
+        MoeLayer[] moe = model.Layers.Select(l => l.Moe).OfType<MoeLayer>().ToArray();
+        foreach (MoeLayer layer in moe) layer.RoutingObserver += Observe;
+        try
         {
-            string p = $"model.layers.{layer}";
-            if (c.IsMoeLayer(layer))
-            {
-                var inputNorm = (RmsNorm)modules[p + ".input_layernorm"];
-                var attention = (MlaAttention)modules[p + ".self_attn"];
-                var postNorm = (RmsNorm)modules[p + ".post_attention_layernorm"];
-                var router = (MoeRouter)modules[p + ".mlp.gate"];
-                Tensor x = postNorm.Forward(h + attention.Forward(inputNorm.Forward(h), layer, null));
-                float[] scores = router.Route(x.view(t, c.HiddenSize)).Scores[t - 1].data<float>().ToArray();
-                if (!SameGroups(scores, c.NGroup!.Value, c.TopkGroup!.Value)) return false;
-            }
-            h = ((DecoderLayer)modules[p]).Forward(h, null, null, null);
+            using var grad = no_grad();
+            using var scope = NewDisposeScope();
+            model.Forward(tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0));
         }
-        return true;
+        finally
+        {
+            foreach (MoeLayer layer in moe) layer.RoutingObserver -= Observe;
+        }
+        return agree;
     }
 
     private static bool SameGroups(float[] scores, int groups, int kept)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a built-in default, end to end on this machine's CPU: make a small random DeepSeek-V2 model in the
 # Hugging Face layout, fine-tune it with LoRA on a tiny chat set (loss before and after), generate with the adapter
-# (chat and fill-in-the-middle), and merge the adapter into a full checkpoint.
+# (chat and fill-in-the-middle), merge the adapter into a full checkpoint, convert that to GGUF and check that
+# llama.cpp (npm's node-llama-cpp, installed into oracle/) computes the same next-token distribution as Tune.
 set -euo pipefail
 cd "$(dirname "$0")"
 dotnet build cli/Tune.Cli.csproj -c Release --nologo -v quiet
@@ -15,3 +16,10 @@ echo
 echo
 ./tune merge --model out/demo --adapter out/tiny-lora --out out/demo-merged
 ./tune inspect out/demo-merged | head -3
+./tune convert --model out/demo-merged --out out/demo-merged.gguf --type f32
+oracle/setup.sh >/dev/null
+ids=100000,1558,962,7,64,11,270,1780,185
+./tune forward --model out/demo-merged --ids "$ids" --out out/tune-logits.f32 --device cpu
+printf '[{"model": "out/demo-merged.gguf", "tokens": [%s], "out": "out/llama-logits.f32"}]' "$ids" > out/llama-job.json
+node oracle/logits.mjs out/llama-job.json >/dev/null
+node oracle/compare-logits.mjs out/tune-logits.f32 out/llama-logits.f32 102400

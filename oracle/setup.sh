@@ -11,6 +11,6 @@ if [[ ! -d node_modules/@node-llama-cpp/linux-x64/bins ]]; then
 fi
 if [[ ! -d llama.cpp/.git ]]; then
   rm -rf llama.cpp
-  git clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle llama.cpp
+  git -c advice.detachedHead=false clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle llama.cpp
 fi
 echo "oracle ready: $(pwd)/llama.cpp ($(git -C llama.cpp rev-parse --short HEAD))"

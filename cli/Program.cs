@@ -18,6 +18,7 @@ public static class Program
             GenerateCommand.Create(),
             InspectCommand.Create(),
             ConvertCommand.Create(),
+            QuantizeCommand.Create(),
             MergeCommand.Create(),
             TrainCommand.Create(),
             ExpertsCommand.Create(),

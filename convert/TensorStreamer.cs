@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Tune.Formats;
+using Tune.Quantize;
 
 namespace Tune.Convert;
 
@@ -21,6 +22,18 @@ internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, Llam
     private DeepSeekV2Config Config => checkpoint.Config;
 
     public void Write(PlannedTensor t, GgufTensorSink sink)
+    {
+        try
+        {
+            Stream(t, sink);
+        }
+        catch (NonFiniteWeightException e)
+        {
+            throw new InvalidDataException($"tensor \"{t.Name}\": {e.Message}", e);
+        }
+    }
+
+    private void Stream(PlannedTensor t, GgufTensorSink sink)
     {
         int row = checked((int)t.Dimensions[0]);
         int heads = Config.NumAttentionHeads, nope = Config.QkNopeHeadDim, value = Config.VHeadDim, rank = Config.KvLoraRank;
@@ -126,11 +139,19 @@ internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, Llam
             GgmlType.F32 => Copy(MemoryMarshal.AsBytes(values), bytes),
             GgmlType.F16 => Half(values, bytes),
             GgmlType.BF16 => Bf16(values, bytes),
-            GgmlType.Q8_0 => Q8_0Blocks.Encode(values, bytes),
+            GgmlType.Q8_0 => Q8_0(values, bytes),
             _ => throw new ArgumentException($"cannot encode {type.Name()}"),
         };
         sink.Write(bytes[..n]);
         written(n);
+    }
+
+    /// <summary>ggml's reference Q8_0 (quantize/Q8_0Codec, byte-identical to ggml_quantize_chunk).</summary>
+    private static int Q8_0(ReadOnlySpan<float> values, Span<byte> to)
+    {
+        int n = values.Length / Q8_0Codec.BlockSize * Q8_0Codec.BytesPerBlock;
+        Q8_0Codec.Instance.Quantize(values, to[..n]);
+        return n;
     }
 
     private static int Copy(ReadOnlySpan<byte> from, Span<byte> to)

@@ -2,7 +2,8 @@
 # The main job on a built-in default, end to end on this machine's CPU: make a small random DeepSeek-V2 model in the
 # Hugging Face layout, fine-tune it with LoRA on a tiny chat set (loss before and after), generate with the adapter
 # (chat and fill-in-the-middle), merge the adapter into a full checkpoint, convert that to GGUF and check that
-# llama.cpp (npm's node-llama-cpp, installed into oracle/) computes the same next-token distribution as Tune.
+# llama.cpp (npm's node-llama-cpp, installed into oracle/) computes the same next-token distribution as Tune, then
+# quantise to Q4_K_M and measure in llama.cpp how far its distribution moves from the f32 file (mean KL).
 set -euo pipefail
 cd "$(dirname "$0")"
 dotnet build cli/Tune.Cli.csproj -c Release --nologo -v quiet
@@ -23,3 +24,8 @@ ids=100000,1558,962,7,64,11,270,1780,185
 printf '[{"model": "out/demo-merged.gguf", "tokens": [%s], "out": "out/llama-logits.f32"}]' "$ids" > out/llama-job.json
 node oracle/logits.mjs out/llama-job.json >/dev/null
 node oracle/compare-logits.mjs out/tune-logits.f32 out/llama-logits.f32 102400
+./tune quantize --input out/demo-merged.gguf --out out/demo-merged-q4_k_m.gguf --type q4_k_m --report out/q4_k_m-report.json
+printf '{"reference": "out/demo-merged.gguf", "candidates": ["out/demo-merged-q4_k_m.gguf"], "text": %s}' \
+  '"def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n"' > out/kl-job.json
+echo "Q4_K_M against f32 in llama.cpp (random weights amplify rounding; a trained model moves far less):"
+node oracle/kl.mjs out/kl-job.json

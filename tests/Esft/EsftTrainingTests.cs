@@ -1,5 +1,6 @@
 using Tune.Formats;
 using Tune.Model;
+using Tune.Tests.Training;
 using Tune.Trainer;
 using Tune.Trainer.Esft;
 using Tune.Trainer.Recipes;
@@ -96,9 +97,8 @@ public sealed class EsftTrainingTests
         IReadOnlyList<StepMetrics> resumed = (await TrainingJob.RunAsync(await Recipe(interrupted, "full", NoLora), true, TextWriter.Null)).Steps;
 
         Assert.Equal(5, resumed[0].Step);
-        Assert.Equal(full.Skip(4).Select(m => m.Loss), resumed.Select(m => m.Loss));
-        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, EsftExpertWeights.FileName)),
-            File.ReadAllBytes(Path.Combine(interrupted, EsftExpertWeights.FileName)));
+        ResumeAssertions.SameLosses(full.Skip(4).Select(m => m.Loss), resumed.Select(m => m.Loss));
+        ResumeAssertions.SameTensors(Path.Combine(straight, EsftExpertWeights.FileName), Path.Combine(interrupted, EsftExpertWeights.FileName));
     }
 
     /// <summary>A log that cancels the run when a line containing <paramref name="marker"/> is written.</summary>

@@ -65,9 +65,8 @@ public sealed class TrainingJobTests
 
         Assert.Equal(10, resumed.Count);
         Assert.Equal(11, resumed[0].Step);
-        Assert.Equal(full.Skip(10).Select(m => m.Loss), resumed.Select(m => m.Loss));
-        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "adapter_model.safetensors")),
-            File.ReadAllBytes(Path.Combine(interrupted, "adapter_model.safetensors")));
+        ResumeAssertions.SameLosses(full.Skip(10).Select(m => m.Loss), resumed.Select(m => m.Loss));
+        ResumeAssertions.SameTensors(Path.Combine(straight, "adapter_model.safetensors"), Path.Combine(interrupted, "adapter_model.safetensors"));
     }
 
     /// <summary>A log that cancels the run when a line containing <paramref name="marker"/> is written.</summary>

@@ -48,6 +48,7 @@ public static class TrainingJob
         PackedDataset measured = data.Eval ?? data.Train;
         double before = trainer.Evaluate(measured);
         IReadOnlyList<StepMetrics> steps = trainer.Run(resume, cancel);
+        LossCurve.Write(Path.Combine(recipe.Output.Dir, "loss_curve.png"), trainer.MetricsPath);
         double after = trainer.Evaluate(measured);
         if (adapted.Count > 0) PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
         if (fullExperts is not null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using Tune.Trainer;
 using Tune.Trainer.Esft;
 using Tune.Trainer.Recipes;
 

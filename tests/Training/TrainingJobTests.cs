@@ -43,6 +43,10 @@ public sealed class TrainingJobTests
         TrainingResult result = await TrainingJob.RunAsync(recipe, resume: false, TextWriter.Null);
         Assert.True(result.LossAfter <= 0.1 * result.LossBefore, $"loss {result.LossBefore:F3} -> {result.LossAfter:F3}");
         Assert.True(File.Exists(Path.Combine(output, "adapter_model.safetensors")));
+        byte[] png = File.ReadAllBytes(Path.Combine(output, "loss_curve.png"));
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        Assert.Equal(LossCurve.Width, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16, 4)));
+        Assert.Equal(LossCurve.Height, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20, 4)));
         Assert.Equal(120, File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Length);
         Assert.Equal(["step-000110", "step-000120"], Directory.GetDirectories(Path.Combine(output, "checkpoints")).Select(Path.GetFileName).Order());
     }

@@ -1,11 +1,11 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Tune.Trainer.Esft;
+namespace Tune.Trainer;
 
 /// <summary>
 /// A minimal PNG encoder (8-bit RGB, no interlace, filter 0 on every scanline): signature, IHDR, one zlib IDAT,
-/// IEND. Enough for a heat map without a native imaging dependency.
+/// IEND. Enough for the routing heat map and the loss curve without a native imaging dependency.
 /// </summary>
 public static class PngWriter
 {

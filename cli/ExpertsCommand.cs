@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Tune.Model;
+using Tune.Trainer.Data;
 using Tune.Trainer.Esft;
 using Tune.Trainer.Recipes;
 
@@ -17,22 +18,43 @@ internal static class ExpertsCommand
     private static Command Score()
     {
         var model = ModelOptions.Model();
-        var data = new Option<string>("--data") { Description = "A recipe whose data section holds the task's data (its other sections are not needed)", Required = true, HelpName = "RECIPE.yaml" };
-        var output = new Option<string>("--out") { Description = "Scores file (default: the recipe's esft.scores, else expert-scores.json in its output.dir)", HelpName = "FILE" };
+        var data = new Option<string>("--data")
+        {
+            Description = "The task's data: a recipe (its data section is used), or a data file or directory (JSONL, Parquet, source tree) read as --kind",
+            Required = true,
+            HelpName = "RECIPE.yaml|FILE|DIR",
+        };
+        var kind = new Option<string>("--kind") { Description = "Record kind of a data file given to --data (not a recipe)", DefaultValueFactory = _ => "text" }
+            .AcceptOnlyFromAmong("text", "prompt_completion", "messages", "instruction_output");
+        var output = new Option<string>("--out") { Description = "Scores file (default: the recipe's esft.scores, else expert-scores.json in its output.dir, or in the current directory for a data file)", HelpName = "FILE" };
         var maxRows = new Option<long?>("--max-rows") { Description = "Score only the first N training rows (ESFT's README samples 131,072 tokens)", HelpName = "N" };
         var png = new Option<string>("--png") { Description = "Also draw the token scores as a heat map, layers × experts", HelpName = "FILE.png" };
         var device = ModelOptions.Device();
         var dtype = ModelOptions.DType("auto");
         var command = new Command("score", "Run the base model over the data and score every (layer, expert) by gate-weight mass and token share, normalised per layer")
         {
-            model, data, output, maxRows, png, device, dtype,
+            model, data, kind, output, maxRows, png, device, dtype,
         };
         command.SetAction(async (parse, cancel) =>
         {
             string modelDirectory = parse.GetValue(model)!;
-            Recipe recipe = RecipeLoader.Load(parse.GetValue(data)!, [$"model.path={modelDirectory}"]);
+            string source = parse.GetValue(data)!;
+            bool isRecipe = source.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || source.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
+            Recipe recipe = isRecipe
+                ? RecipeLoader.Load(source, [$"model.path={modelDirectory}"])
+                : new Recipe
+                {
+                    // The task's records as they are: no FIM rewriting and no eval split, which would change what is scored.
+                    Data = new DataRecipe
+                    {
+                        Train = [new DataSourceRecipe { Path = source, Kind = ParseKind(parse.GetValue(kind)!) }],
+                        EvalFraction = 0,
+                        Fim = new FimRecipe { Rate = 0 },
+                    },
+                };
             string path = parse.GetValue(output)
-                          ?? (recipe.Esft.Scores.Length > 0 ? recipe.Esft.Scores : Path.Combine(recipe.Output.Dir, "expert-scores.json"));
+                          ?? (!isRecipe ? "expert-scores.json"
+                              : recipe.Esft.Scores.Length > 0 ? recipe.Esft.Scores : Path.Combine(recipe.Output.Dir, "expert-scores.json"));
             TorchRuntime runtime = TorchRuntime.Parse(parse.GetValue(device)!, parse.GetValue(dtype)!);
             var progress = new ProgressLine(parse.InvocationConfiguration.Error, "rows");
             ExpertScores scores = await ExpertScorer.ScoreAsync(modelDirectory, recipe.Data, runtime, parse.GetValue(maxRows),
@@ -74,4 +96,12 @@ internal static class ExpertsCommand
         });
         return command;
     }
+
+    private static RecordKind ParseKind(string kind) => kind switch
+    {
+        "prompt_completion" => RecordKind.PromptCompletion,
+        "messages" => RecordKind.Messages,
+        "instruction_output" => RecordKind.InstructionOutput,
+        _ => RecordKind.Text,
+    };
 }

@@ -42,4 +42,24 @@ public sealed class ExpertsCliTests
         Assert.Equal(2, exit);
         Assert.Contains("--top-p", error);
     }
+
+    [Fact]
+    public async Task ScoreReadsABareDataFileAsItsKind()
+    {
+        string dir = EsftFixtures.NewDirectory("cli-file");
+        Directory.CreateDirectory(dir);
+        string data = Path.Combine(dir, "task.jsonl"), scores = Path.Combine(dir, "scores.json");
+        File.WriteAllText(data, """{"prompt": "def add(a, b):", "completion": " return a + b"}""" + "\n" +
+                                """{"prompt": "def mul(a, b):", "completion": " return a * b"}""" + "\n");
+        var (exit, output, error) = await Tune("experts", "score", "--model", EsftFixtures.Model, "--data", data,
+            "--kind", "prompt_completion", "--out", scores, "--device", "cpu", "--dtype", "f32");
+        Assert.True(exit == 0, error);
+        Assert.Contains("scored 2 layers × 8 experts", output);
+        JsonNode json = JsonNode.Parse(File.ReadAllText(scores))!;
+        Assert.True(json["tokens"]!.GetValue<long>() > 0);
+
+        (exit, _, error) = await Tune("experts", "score", "--model", EsftFixtures.Model, "--data", data, "--kind", "chat", "--out", scores);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("chat", error);
+    }
 }

@@ -4,12 +4,17 @@ namespace Tune.Tests.Training;
 
 /// <summary>
 /// "A resumed run is the same run", up to the last bits: libtorch's CPU kernels may pick a different vectorised path
-/// for differently aligned buffers, so two identical runs can differ by an ulp after a few steps (seen once in a
-/// handful of runs here). Anything a resume gets wrong (optimiser state, schedule, data position, RNG) moves losses by far more.
+/// (or thread split) between runs, so two identical runs can differ by an ulp. At a high learning rate AdamW amplifies
+/// that: a 1e-6 change of lr moved the tiny model's loss by 3e-3 after 10 steps at lr 0.03 (that failed CI once),
+/// by 1e-6 at lr 0.003. Resume tests therefore train at <see cref="GentleSteps"/>, where anything a resume gets wrong
+/// (optimiser state, schedule, data position, RNG) still moves losses far past <see cref="Relative"/>.
 /// </summary>
 internal static class ResumeAssertions
 {
     private const double Relative = 1e-5;
+
+    /// <summary>Recipe overrides for a learning rate at which training is not chaotic.</summary>
+    public static readonly string[] GentleSteps = ["optim.lr=0.003"];
 
     public static void SameLosses(IEnumerable<double> expected, IEnumerable<double> actual)
     {

@@ -9,7 +9,13 @@ internal static class QuantizeCommand
 {
     public static Command Create()
     {
-        var input = new Option<string>("--input") { Description = "f32, f16 or bf16 GGUF file to quantise", Required = true, HelpName = "FILE.gguf" };
+        var input = new Option<string>("--input")
+        {
+            Description = "f32, f16 or bf16 GGUF file to quantise, or a Hugging Face checkpoint directory to convert and quantise in one pass " +
+                          "(no intermediate file; the same bytes as tune convert --type f32 then tune quantize)",
+            Required = true,
+            HelpName = "FILE.gguf|DIR",
+        };
         var output = new Option<string>("--out") { Description = "GGUF file to write (written under a temporary name, renamed when complete)", Required = true, HelpName = "FILE.gguf" };
         var type = new Option<string>("--type")
         {
@@ -20,7 +26,7 @@ internal static class QuantizeCommand
         var threads = new Option<int>("--threads") { Description = "Threads quantising rows", DefaultValueFactory = _ => Environment.ProcessorCount, HelpName = "N" };
         var report = new Option<string>("--report") { Description = "Write the per-tensor report (type, bits per weight, relative RMS error) as JSON", HelpName = "FILE.json" };
 
-        var command = new Command("quantize", "Quantise a GGUF file to q8_0, q4_0, q4_k_s or q4_k_m, as llama.cpp's llama-quantize does")
+        var command = new Command("quantize", "Quantise a GGUF file or a Hugging Face checkpoint to q8_0, q4_0, q4_k_s or q4_k_m, as llama.cpp's llama-quantize does")
         {
             input, output, type, threads, report,
         };
@@ -31,15 +37,28 @@ internal static class QuantizeCommand
             {
                 Threads = parse.GetValue(threads),
             };
-            using var quantization = GgufQuantization.Prepare(options);
             var progress = new ConvertProgressLine(err);
-            QuantizeReport result = quantization.Write(p => progress.Report(new ConvertProgress(p.TensorsDone, p.TensorCount, p.BytesDone, p.ByteCount)), cancel);
+            IReadOnlyList<TensorChoice> tensors;
+            QuantizeReport result;
+            if (Directory.Exists(options.InputPath))
+            {
+                using var quantization = CheckpointQuantization.Prepare(options);
+                foreach (string note in quantization.Notes) err.WriteLine($"note: {note}");
+                foreach (string warning in quantization.Warnings) err.WriteLine($"warning: {warning}");
+                (tensors, result) = (quantization.Tensors, quantization.Write(progress.Report, cancel));
+            }
+            else
+            {
+                using var quantization = GgufQuantization.Prepare(options);
+                (tensors, result) = (quantization.Tensors, quantization.Write(
+                    p => progress.Report(new ConvertProgress(p.TensorsDone, p.TensorCount, p.BytesDone, p.ByteCount)), cancel));
+            }
             progress.Done();
             if (parse.GetValue(report) is { } reportPath) AtomicFile.Write(reportPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(result.ToJson())));
-            int quantised = quantization.Tensors.Count(t => !t.IsCopied);
-            string types = string.Join(", ", quantization.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key.Name()}"));
+            int quantised = tensors.Count(t => !t.IsCopied);
+            string types = string.Join(", ", tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key.Name()}"));
             parse.InvocationConfiguration.Output.WriteLine(
-                $"wrote {options.OutputPath}: {result.FileSize:N0} bytes, {result.BitsPerWeight:F2} bits per weight, {quantised} of {quantization.Tensors.Count} tensors quantised ({types}) in {result.Seconds:F1} s");
+                $"wrote {options.OutputPath}: {result.FileSize:N0} bytes, {result.BitsPerWeight:F2} bits per weight, {quantised} of {tensors.Count} tensors quantised ({types}) in {result.Seconds:F1} s");
             return Task.FromResult(0);
         });
         return command;

@@ -1,4 +1,5 @@
 using Tune.Formats;
+using Tune.Quantize;
 
 namespace Tune.Convert;
 
@@ -77,25 +78,35 @@ public sealed class HfToGgufConversion : IDisposable
     }
 
     /// <summary>Writes the file; on any failure or cancellation nothing is left under the output name.</summary>
-    public void Write(Action<ConvertProgress>? progress = null, CancellationToken cancellation = default)
+    public void Write(Action<ConvertProgress>? progress = null, CancellationToken cancellation = default) =>
+        Write(Tensors, Metadata, new TensorQuantizer(Environment.ProcessorCount, measureError: false), progress, cancellation);
+
+    /// <summary>
+    /// Writes <paramref name="tensors"/> (this conversion's, perhaps retyped and reordered) with <paramref name="metadata"/>
+    /// to the output path; returns each tensor's encoding error, in the order given.
+    /// </summary>
+    internal TensorQuantizer.ErrorSums[] Write(IReadOnlyList<PlannedTensor> tensors, IReadOnlyList<KeyValuePair<string, GgufValue>> metadata,
+        TensorQuantizer encoder, Action<ConvertProgress>? progress, CancellationToken cancellation)
     {
-        long total = ByteCount, done = 0;
-        int tensorsDone = 0;
-        var streamer = new TensorStreamer(_checkpoint, Compatibility, n =>
-        {
-            done += n;
-            progress?.Invoke(new ConvertProgress(tensorsDone, Tensors.Count, done, total));
-        }, cancellation);
-        var sources = Tensors.Select(t => new GgufTensorSource(t.Name, t.Type, t.Dimensions, sink =>
-        {
-            streamer.Write(t, sink);
-            tensorsDone++;
-            progress?.Invoke(new ConvertProgress(tensorsDone, Tensors.Count, done, total));
-        })).ToArray();
         string? directory = Path.GetDirectoryName(Path.GetFullPath(Options.OutputPath));
         if (directory is not null && !Directory.Exists(directory))
             throw new DirectoryNotFoundException($"--out {Options.OutputPath}: the directory {directory} does not exist");
-        GgufWriter.Write(Options.OutputPath, Metadata, sources, cancellation);
+        long total = tensors.Sum(t => t.ByteLength), done = 0;
+        int tensorsDone = 0;
+        var errors = new TensorQuantizer.ErrorSums[tensors.Count];
+        var streamer = new TensorStreamer(_checkpoint, Compatibility, encoder, n =>
+        {
+            done += n;
+            progress?.Invoke(new ConvertProgress(tensorsDone, tensors.Count, done, total));
+        }, cancellation);
+        var sources = tensors.Select((t, i) => new GgufTensorSource(t.Name, t.Type, t.Dimensions, sink =>
+        {
+            errors[i] = streamer.Write(t, sink);
+            tensorsDone++;
+            progress?.Invoke(new ConvertProgress(tensorsDone, tensors.Count, done, total));
+        })).ToArray();
+        GgufWriter.Write(Options.OutputPath, metadata, sources, cancellation);
+        return errors;
     }
 
     public void Dispose() => _checkpoint.Dispose();

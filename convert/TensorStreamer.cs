@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using Tune.Formats;
 using Tune.Quantize;
 
@@ -8,29 +7,41 @@ namespace Tune.Convert;
 /// <summary>
 /// Produces one planned tensor's bytes from the memory-mapped checkpoint into the GGUF sink, piece by piece: rows
 /// are read straight from the mapping, converted through float32 only when the type changes or rows are rescaled
-/// (else copied as they are), and their source pages are released behind them. Memory is two chunk buffers.
+/// (else copied as they are), encoded in any GGUF type by <paramref name="encoder"/> (block types included, so a
+/// checkpoint can be quantised in the same pass), and their source pages are released behind them. Memory is a
+/// float chunk and the encoder's output buffer of one chunk.
 /// </summary>
-internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, LlamaCppCompatibility compat, Action<long> written, CancellationToken cancellation)
+internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, LlamaCppCompatibility compat, TensorQuantizer encoder,
+    Action<long> written, CancellationToken cancellation)
 {
     private const int ChunkElements = 1 << 20;
     private const int RawChunkBytes = 1 << 24;
 
     private float[] _floats = new float[ChunkElements];
-    private byte[] _encoded = new byte[ChunkElements * sizeof(float)];
     private float[] _transposed = [];
+
+    // The tensor being written, the elements emitted so far and the encoding error so far.
+    private PlannedTensor _tensor = null!;
+    private int _rowLength;
+    private long _emitted;
+    private TensorQuantizer.ErrorSums _error;
 
     private DeepSeekV2Config Config => checkpoint.Config;
 
-    public void Write(PlannedTensor t, GgufTensorSink sink)
+    /// <summary>Writes <paramref name="t"/>; returns the error of its encoding against the checkpoint's values (zero when copied).</summary>
+    /// <exception cref="InvalidDataException">a weight to quantise is NaN or infinite (the inner <see cref="NonFiniteWeightException"/> names tensor and element).</exception>
+    public TensorQuantizer.ErrorSums Write(PlannedTensor t, GgufTensorSink sink)
     {
+        (_tensor, _rowLength, _emitted, _error) = (t, checked((int)t.Dimensions[0]), 0, default);
         try
         {
             Stream(t, sink);
         }
         catch (NonFiniteWeightException e)
         {
-            throw new InvalidDataException($"tensor \"{t.Name}\": {e.Message}", e);
+            throw new InvalidDataException(e.Message, e);
         }
+        return _error;
     }
 
     private void Stream(PlannedTensor t, GgufTensorSink sink)
@@ -50,10 +61,10 @@ internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, Llam
                 for (int h = 0; h < heads; h++) Rows(Source(t.Sources[0]), (long)h * (nope + value) + nope, value, rank, t.Type, sink, null);
                 break;
             case TensorTransform.KeyHalfTransposed:
-                for (int h = 0; h < heads; h++) TransposedKeyRows(Source(t.Sources[0]), h, t.Type, sink);
+                for (int h = 0; h < heads; h++) TransposedKeyRows(Source(t.Sources[0]), h, sink);
                 break;
             case TensorTransform.Zeros:
-                Zeros(t.ByteLength, sink);
+                Zeros(t.Dimensions.Aggregate(1L, (n, d) => n * d), sink);
                 break;
             default:
                 throw new InvalidOperationException($"tensor \"{t.Name}\": no streamer for {t.Transform}");
@@ -95,13 +106,13 @@ internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, Llam
             FloatBits.ToFloat32(new ReadOnlySpan<byte>(chunk, n * itemSize), source.Info.DType, values);
             if (scale is not null)
                 for (int i = 0; i < rows; i++) TensorPrimitives.Multiply(values.Slice(i * length, length), (float)scale(first + r + i), values.Slice(i * length, length));
-            Emit(values, type, sink);
+            Emit(values, sink);
             SourcePages.Release(chunk, (long)n * itemSize);
         }
     }
 
     /// <summary>Head <paramref name="h"/>'s key half of kv_b, [Dn, L], written as its transpose [L, Dn].</summary>
-    private void TransposedKeyRows((SafetensorsFile File, TensorInfo Info) kvB, int h, GgmlType type, GgufTensorSink sink)
+    private void TransposedKeyRows((SafetensorsFile File, TensorInfo Info) kvB, int h, GgufTensorSink sink)
     {
         cancellation.ThrowIfCancellationRequested();
         int nope = Config.QkNopeHeadDim, rank = Config.KvLoraRank, n = nope * rank, itemSize = kvB.Info.DType.ItemSize();
@@ -114,68 +125,42 @@ internal sealed unsafe class TensorStreamer(CheckpointDirectory checkpoint, Llam
         for (int j = 0; j < nope; j++)
             for (int r = 0; r < rank; r++)
                 transposed[r * nope + j] = key[j * rank + r];
-        Emit(transposed, type, sink);
+        Emit(transposed, sink);
         SourcePages.Release(start, (long)n * itemSize);
     }
 
-    private void Zeros(long bytes, GgufTensorSink sink)
+    /// <summary>
+    /// Zero weights, encoded like any others: zero bits are not every type's zero (Q4_0 stores q + 8, so a zero
+    /// block is d = 0 with nibbles 8), and the bytes must be what quantising the zeros writes.
+    /// </summary>
+    private void Zeros(long elements, GgufTensorSink sink)
     {
-        // Zero bits are zero in every output type, Q8_0 included (d = 0, q = 0).
-        Array.Clear(_encoded);
-        for (long done = 0; done < bytes; done += _encoded.Length)
+        long rowsPerChunk = Math.Max(1, ChunkElements / _rowLength);
+        Reserve(checked((int)Math.Min(rowsPerChunk * _rowLength, elements)));
+        for (long done = 0; done < elements; done += rowsPerChunk * _rowLength)
         {
             cancellation.ThrowIfCancellationRequested();
-            int n = (int)Math.Min(_encoded.Length, bytes - done);
-            sink.Write(_encoded.AsSpan(0, n));
-            written(n);
+            Span<float> zeros = _floats.AsSpan(0, (int)Math.Min(rowsPerChunk * _rowLength, elements - done));
+            zeros.Clear();
+            Emit(zeros, sink);
         }
     }
 
-    private void Emit(ReadOnlySpan<float> values, GgmlType type, GgufTensorSink sink)
+    /// <summary>Encodes whole rows of the current tensor in its type and writes them.</summary>
+    private void Emit(ReadOnlySpan<float> values, GgufTensorSink sink)
     {
-        Span<byte> bytes = _encoded;
-        int n = type switch
-        {
-            GgmlType.F32 => Copy(MemoryMarshal.AsBytes(values), bytes),
-            GgmlType.F16 => Half(values, bytes),
-            GgmlType.BF16 => Bf16(values, bytes),
-            GgmlType.Q8_0 => Q8_0(values, bytes),
-            _ => throw new ArgumentException($"cannot encode {type.Name()}"),
-        };
-        sink.Write(bytes[..n]);
-        written(n);
-    }
-
-    /// <summary>ggml's reference Q8_0 (quantize/Q8_0Codec, byte-identical to ggml_quantize_chunk).</summary>
-    private static int Q8_0(ReadOnlySpan<float> values, Span<byte> to)
-    {
-        int n = values.Length / Q8_0Codec.BlockSize * Q8_0Codec.BytesPerBlock;
-        Q8_0Codec.Instance.Quantize(values, to[..n]);
-        return n;
-    }
-
-    private static int Copy(ReadOnlySpan<byte> from, Span<byte> to)
-    {
-        from.CopyTo(to);
-        return from.Length;
-    }
-
-    private static int Half(ReadOnlySpan<float> values, Span<byte> bytes)
-    {
-        TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(bytes[..(values.Length * 2)]));
-        return values.Length * 2;
-    }
-
-    private static int Bf16(ReadOnlySpan<float> values, Span<byte> bytes)
-    {
-        FloatBits.FromFloat32(values, DType.BF16, bytes[..(values.Length * 2)]);
-        return values.Length * 2;
+        ReadOnlySpan<byte> bytes;
+        TensorQuantizer.ErrorSums error;
+        try { bytes = encoder.Encode(values, _rowLength, _tensor.Type, out error, cancellation); }
+        catch (NonFiniteWeightException e) { throw e.InTensor(_tensor.Name, _emitted); }
+        sink.Write(bytes);
+        written(bytes.Length);
+        _emitted += values.Length;
+        _error = new TensorQuantizer.ErrorSums(_error.Error + error.Error, _error.Signal + error.Signal);
     }
 
     private void Reserve(int elements)
     {
-        if (_floats.Length >= elements) return;
-        _floats = new float[elements];
-        _encoded = new byte[elements * sizeof(float)];
+        if (_floats.Length < elements) _floats = new float[elements];
     }
 }

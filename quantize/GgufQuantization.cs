@@ -37,19 +37,14 @@ public sealed class GgufQuantization : IDisposable
 
     public static GgufQuantization Prepare(QuantizeOptions options)
     {
-        if (Directory.Exists(options.InputPath))
-            throw new NotSupportedException(
-                $"--input {options.InputPath}: quantising straight from a Hugging Face checkpoint is not available yet; " +
-                "convert it first (tune convert --type f32, or bf16 for a bf16 checkpoint) and quantise the GGUF file");
         if (options.Threads < 1) throw new ArgumentException($"--threads {options.Threads}: at least 1");
         GgufFile input = GgufFile.Open(options.InputPath);
         try
         {
-            string arch = input.Get<string>("general.architecture");
-            int layers = checked((int)input.Get<uint>($"{arch}.block_count"));
-            int experts = input.TryGetValue($"{arch}.expert_count", out GgufValue? count) ? checked((int)count.As<uint>()) : 0;
             GgufTensorInfo[] ordered = input.Tensors.OrderBy(t => t.Name, TensorOrder.Instance).ToArray();
-            IReadOnlyList<TensorChoice> tensors = TypePolicy.Choose(ordered, options.Mix, layers, experts);
+            IReadOnlyList<TensorChoice> tensors;
+            try { tensors = TypePolicy.Choose(ordered, options.Mix, input.Metadata); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{options.InputPath}: {e.Message}", e); }
             foreach (TensorChoice t in tensors.Where(t => !t.IsCopied && !RowEncoding.IsFloat(t.InputType)))
                 throw new InvalidDataException(
                     $"{options.InputPath}: tensor \"{t.Name}\" is {t.InputType.Name()}; requantising is not supported, quantise from f32, f16 or bf16");

@@ -6,11 +6,12 @@ using Tune.Formats;
 namespace Tune.Quantize;
 
 /// <summary>
-/// Quantises one tensor at a time from the memory-mapped input: its rows are cut into chunks that
-/// <see cref="Threads"/> workers encode straight into one output buffer (reused from tensor to tensor, so at most
-/// one tensor's output is in memory), each worker also decoding what it wrote to measure the error.
+/// Encodes tensors row by row: from the memory-mapped input GGUF (<see cref="Quantize"/>) or from float32 rows
+/// a converter produces (<see cref="Encode"/>). The rows are cut into chunks that <see cref="Threads"/> workers
+/// encode straight into one output buffer (reused from call to call, so at most one tensor's output is in memory),
+/// each worker also decoding what it wrote to measure the error when asked to.
 /// </summary>
-internal sealed unsafe class TensorQuantizer(int threads)
+public sealed unsafe class TensorQuantizer(int threads, bool measureError = true)
 {
     // Enough chunks per thread that an unlucky slow chunk does not leave the other threads idle at the end.
     private const int ChunksPerThread = 4;
@@ -30,14 +31,31 @@ internal sealed unsafe class TensorQuantizer(int threads)
     public ReadOnlySpan<byte> Quantize(GgufFile input, GgufTensorInfo t, GgmlType type, out ErrorSums error, CancellationToken cancellation)
     {
         int rowLength = checked((int)t.Dimensions[0]);
-        long rows = t.ElementCount / rowLength;
-        long rowInBytes = t.Type.ByteCount([rowLength]), rowOutBytes = type.ByteCount([rowLength]);
+        try
+        {
+            return EncodeRows(input.DataPointer(t), t.Type, t.ElementCount / rowLength, rowLength, type, out error, cancellation);
+        }
+        catch (NonFiniteWeightException e) { throw e.InTensor(t.Name, 0); }
+        catch (NotSupportedException e) { throw new NotSupportedException($"{input.Path}: tensor \"{t.Name}\" {e.Message}", e); }
+    }
+
+    /// <summary>Encodes whole rows of <paramref name="rowLength"/> floats as <paramref name="type"/>; the bytes stay valid until the next call.</summary>
+    /// <exception cref="NonFiniteWeightException">naming the element's index in <paramref name="values"/>.</exception>
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> values, int rowLength, GgmlType type, out ErrorSums error, CancellationToken cancellation)
+    {
+        if (values.Length % rowLength != 0) throw new ArgumentException($"{values.Length} values are not whole rows of {rowLength}", nameof(values));
+        fixed (float* source = values)
+            return EncodeRows((byte*)source, GgmlType.F32, values.Length / rowLength, rowLength, type, out error, cancellation);
+    }
+
+    private ReadOnlySpan<byte> EncodeRows(byte* source, GgmlType inputType, long rows, int rowLength, GgmlType type, out ErrorSums error,
+        CancellationToken cancellation)
+    {
+        long rowInBytes = inputType.ByteCount([rowLength]), rowOutBytes = type.ByteCount([rowLength]);
         long total = rows * rowOutBytes;
-        if (total > Array.MaxLength)
-            throw new NotSupportedException($"{input.Path}: tensor \"{t.Name}\" would take {total} bytes as {type.Name()}, more than one buffer holds");
+        if (total > Array.MaxLength) throw new NotSupportedException($"would take {total} bytes as {type.Name()}, more than one buffer holds");
         if (_output.Length < total) _output = new byte[total];
 
-        byte* source = input.DataPointer(t);
         byte[] output = _output;
         int chunks = (int)Math.Min(rows, Threads == 1 ? 1 : Threads * ChunksPerThread);
         var sums = new ErrorSums[chunks];
@@ -47,7 +65,7 @@ internal sealed unsafe class TensorQuantizer(int threads)
             long first = rows * c / chunks, end = rows * (c + 1) / chunks;
             try
             {
-                sums[c] = EncodeRows(source, output, first, end, rowLength, rowInBytes, rowOutBytes, t.Type, type, cancellation);
+                sums[c] = EncodeChunk(source, output, first, end, rowLength, rowInBytes, rowOutBytes, inputType, type, cancellation);
             }
             catch (Exception e) { failures[c] = e; }
         }
@@ -55,16 +73,12 @@ internal sealed unsafe class TensorQuantizer(int threads)
         else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, Chunk);
 
         // The earliest failure, so the error names the first bad weight whatever the thread count.
-        if (failures.FirstOrDefault(f => f is not null) is { } failure)
-        {
-            if (failure is NonFiniteWeightException nonFinite) throw nonFinite.InTensor(t.Name, 0);
-            ExceptionDispatchInfo.Throw(failure);
-        }
+        if (failures.FirstOrDefault(f => f is not null) is { } failure) ExceptionDispatchInfo.Throw(failure);
         error = new ErrorSums(sums.Sum(s => s.Error), sums.Sum(s => s.Signal));
         return output.AsSpan(0, (int)total);
     }
 
-    private static ErrorSums EncodeRows(byte* source, byte[] output, long first, long end, int rowLength, long rowInBytes, long rowOutBytes,
+    private ErrorSums EncodeChunk(byte* source, byte[] output, long first, long end, int rowLength, long rowInBytes, long rowOutBytes,
         GgmlType inputType, GgmlType type, CancellationToken cancellation)
     {
         float[] x = ArrayPool<float>.Shared.Rent(rowLength), y = ArrayPool<float>.Shared.Rent(rowLength);
@@ -79,6 +93,7 @@ internal sealed unsafe class TensorQuantizer(int threads)
                 Span<byte> blocks = output.AsSpan(checked((int)(r * rowOutBytes)), (int)rowOutBytes);
                 try { RowEncoding.Encode(type, row, blocks); }
                 catch (NonFiniteWeightException e) { throw new NonFiniteWeightException(r * rowLength + e.Index, e.Value, inner: e); }
+                if (!measureError) continue;
                 RowEncoding.Decode(type, blocks, decoded);
                 float distance = TensorPrimitives.Distance(row, decoded);
                 error += (double)distance * distance;

@@ -59,6 +59,20 @@ public static partial class TypePolicy
     public static bool UseMoreBits(int i, int n) => i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 
     /// <summary>
+    /// Types for the tensors of a file with <paramref name="metadata"/>, with the layer and expert counts
+    /// llama_model_quantize reads from it (<c>{arch}.block_count</c>, <c>{arch}.expert_count</c>).
+    /// </summary>
+    public static IReadOnlyList<TensorChoice> Choose(IReadOnlyList<GgufTensorInfo> tensors, QuantizationMix mix,
+        IReadOnlyList<KeyValuePair<string, GgufValue>> metadata)
+    {
+        GgufValue? Find(string key) => metadata.FirstOrDefault(kv => kv.Key == key).Value;
+        string arch = (Find("general.architecture") ?? throw new InvalidDataException("no general.architecture key")).As<string>();
+        uint layers = (Find($"{arch}.block_count") ?? throw new InvalidDataException($"no {arch}.block_count key")).As<uint>();
+        uint experts = Find($"{arch}.expert_count")?.As<uint>() ?? 0;
+        return Choose(tensors, mix, checked((int)layers), checked((int)experts));
+    }
+
+    /// <summary>
     /// Types for <paramref name="tensors"/>, which must be in llama-quantize's processing order
     /// (<see cref="TensorOrder"/>): the v-like and ffn_down counters advance along it.
     /// </summary>

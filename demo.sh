@@ -3,7 +3,8 @@
 # Hugging Face layout, fine-tune it with LoRA on a tiny chat set (loss before and after), generate with the adapter
 # (chat and fill-in-the-middle), merge the adapter into a full checkpoint, convert that to GGUF and check that
 # llama.cpp (npm's node-llama-cpp, installed into oracle/) computes the same next-token distribution as Tune, then
-# quantise to Q4_K_M and measure in llama.cpp how far its distribution moves from the f32 file (mean KL).
+# quantise to Q4_K_M and measure in llama.cpp how far its distribution moves from the f32 file (mean KL), and serve
+# the Q4_K_M file over HTTP: one chat and one fill-in-the-middle request through the OpenAI-compatible API.
 set -euo pipefail
 cd "$(dirname "$0")"
 dotnet build cli/Tune.Cli.csproj -c Release --nologo -v quiet
@@ -29,3 +30,23 @@ printf '{"reference": "out/demo-merged.gguf", "candidates": ["out/demo-merged-q4
   '"def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n"' > out/kl-job.json
 echo "Q4_K_M against f32 in llama.cpp (random weights amplify rounding; a trained model moves far less):"
 node oracle/kl.mjs out/kl-job.json
+echo "--- serve the Q4_K_M file (weights stay in their blocks) and ask it over HTTP: OpenAI chat, then DeepSeek-style FIM"
+./tune serve --model out/demo-merged-q4_k_m.gguf --port 0 2> out/serve.log &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do grep -q "^serving" out/serve.log && break; sleep 0.5; done
+address=$(grep -o 'on http://[^ ]*' out/serve.log | head -1 | cut -c4-)
+node -e '
+const base = process.argv[1];
+const post = async (path, body) => (await fetch(base + path, {method: "POST", headers: {"Content-Type": "application/json"},
+  body: JSON.stringify(body)})).json();
+(async () => {
+  const chat = await post("/v1/chat/completions", {messages: [{role: "user", content: "Write a function that reverses a string."}],
+    max_tokens: 16, temperature: 0});
+  console.log("chat  :", JSON.stringify(chat.choices[0].message.content), `(${chat.usage.completion_tokens} tokens, ${chat.choices[0].finish_reason})`);
+  const fim = await post("/v1/completions", {prompt: "def add(a, b):\n    ", suffix: "\n    return c", max_tokens: 16, temperature: 0});
+  console.log("FIM   :", JSON.stringify(fim.choices[0].text), `(${fim.usage.completion_tokens} tokens, ${fim.choices[0].finish_reason})`);
+})().catch(e => { console.error(e); process.exit(1); });
+' "$address"
+kill "$server"
+wait "$server" 2>/dev/null || true

@@ -22,6 +22,8 @@ public static class Program
             MergeCommand.Create(),
             TrainCommand.Create(),
             ExpertsCommand.Create(),
+            ServeCommand.Create(),
+            EpCheckCommand.Create(),
         };
         try
         {

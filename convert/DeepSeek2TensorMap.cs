@@ -51,6 +51,23 @@ public static class DeepSeek2TensorMap
     private static readonly Regex[] Patterns = Table.Select(m => new Regex(
         "^" + Regex.Escape(m.Hf).Replace(@"\{i}", @"(?<i>\d+)").Replace(@"\{e}", @"(?<e>\d+)") + "$", RegexOptions.CultureInvariant)).ToArray();
 
+    /// <summary>
+    /// The rows of the table that <paramref name="hfName"/> matches in <paramref name="layout"/> (two for kv_b_proj in the
+    /// split layout), each with its GGUF name and the layer and expert it names (-1 where the row has none).
+    /// </summary>
+    public static IEnumerable<(TensorMapping Mapping, string Gguf, int Layer, int Expert)> Match(string hfName, KvLayout layout)
+    {
+        for (int entry = 0; entry < Table.Count; entry++)
+        {
+            if (Table[entry].OnlyIn is { } only && only != layout) continue;
+            Match match = Patterns[entry].Match(hfName);
+            if (!match.Success) continue;
+            int layer = match.Groups["i"].Success ? int.Parse(match.Groups["i"].Value) : -1;
+            int expert = match.Groups["e"].Success ? int.Parse(match.Groups["e"].Value) : -1;
+            yield return (Table[entry], Table[entry].Gguf.Replace("{i}", layer.ToString()), layer, expert);
+        }
+    }
+
     /// <summary>Weights that stay F32 in every output type: 1-D tensors, norms and the router (gguf.md §2.5).</summary>
     public static bool KeepsF32(string ggufName, int dimensions) =>
         dimensions <= 1 || ggufName.EndsWith("_norm.weight", StringComparison.Ordinal) || ggufName.EndsWith(".ffn_gate_inp.weight", StringComparison.Ordinal);

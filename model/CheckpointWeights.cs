@@ -7,48 +7,57 @@ using static TorchSharp.torch;
 namespace Tune.Model;
 
 /// <summary>
-/// Turns tensors of a memory-mapped checkpoint into torch tensors of the runtime's dtype and device. When the file
-/// already holds that dtype and the device is the CPU, the tensor aliases the mapping (no copy); such tensors are
-/// read-only and must never be written in place (an in-place op on a read-only mapping kills the process). Tensors
-/// that <paramref name="trainable"/> selects (full fine-tuning of chosen experts, a trained router) are therefore
-/// private float32 copies that require grad.
+/// What the graph is built from: tensors by their Hugging Face checkpoint name, as torch tensors of the runtime's
+/// dtype and device (<see cref="SafetensorsWeights"/>), or as weights in another format that the graph multiplies by
+/// through <see cref="IWeightMatrix"/> (quantised GGUF, serve/Gguf). Every module asks for its weights by name, so the
+/// graph exists once whatever the file.
 /// </summary>
-public sealed unsafe class CheckpointWeights(CheckpointDirectory checkpoint, TorchRuntime runtime, Func<string, bool>? trainable = null)
+public abstract unsafe class CheckpointWeights
 {
-    public CheckpointDirectory Checkpoint { get; } = checkpoint;
-    public TorchRuntime Runtime { get; } = runtime;
+    public abstract DeepSeekV2Config Config { get; }
+    public abstract TorchRuntime Runtime { get; }
 
-    public bool Contains(string name) => Checkpoint.Contains(name);
+    /// <summary>Expert parallelism: only this rank's block of routed experts is loaded, and MoE layers exchange
+    /// tokens with the other ranks. Null: one process holds every expert.</summary>
+    public Distributed.ExpertSharding? Sharding { get; init; }
+
+    public abstract bool Contains(string name);
 
     /// <summary>The tensor <paramref name="name"/>, checked against the shape the config implies.</summary>
-    public Tensor Load(string name, params long[] expectedShape)
+    public abstract Tensor Load(string name, params long[] expectedShape);
+
+    /// <summary>The bias-free linear layer <paramref name="name"/> (its weight is name.weight, [out, in]).</summary>
+    public virtual Projection LoadProjection(string name, long outFeatures, long inFeatures) =>
+        new(name, Load(name + ".weight", outFeatures, inFeatures));
+
+    /// <summary>
+    /// kv_b_proj's per-head halves for the absorbed attention when the file stores them as matrices of their own
+    /// (GGUF attn_k_b and attn_v_b), so that attention multiplies by them as the file's runtime does; null: the
+    /// absorbed form slices kv_b_proj's dense weight.
+    /// </summary>
+    public virtual AbsorbedKv? LoadAbsorbedKv(string name) => null;
+
+    /// <summary>The token embedding table <paramref name="name"/>.weight [vocab, hidden].</summary>
+    public virtual TokenEmbedding LoadEmbedding(string name, long vocab, long hidden) => new(Load(name + ".weight", vocab, hidden));
+
+    /// <summary>
+    /// A tensor over memory the caller keeps alive for the model's lifetime (a file mapping): aliased when
+    /// <paramref name="stored"/> is the runtime's dtype on the CPU, else converted (and moved) into a copy.
+    /// </summary>
+    protected static Tensor Mapped(byte* data, ScalarType stored, long[] shape, TorchRuntime runtime)
     {
-        (SafetensorsFile file, TensorInfo info) = Checkpoint.Locate(name);
-        if (!info.Shape.SequenceEqual(expectedShape))
-            throw new InvalidDataException(
-                $"{file.Path}: tensor {name} has shape [{string.Join(", ", info.Shape)}], " +
-                $"but config.json implies [{string.Join(", ", expectedShape)}]");
-        ScalarType stored = info.DType switch
-        {
-            DType.F32 => ScalarType.Float32,
-            DType.F16 => ScalarType.Float16,
-            DType.BF16 => ScalarType.BFloat16,
-            _ => throw new InvalidDataException($"{file.Path}: tensor {name} is {info.DType}; weights must be F32, F16 or BF16"),
-        };
-        torch.InitializeDeviceType(Runtime.Device.type);
+        torch.InitializeDeviceType(runtime.Device.type);
         IntPtr handle;
-        fixed (long* shape = info.Shape)
+        fixed (long* sizes = shape)
         {
-            handle = THSTensor_new((IntPtr)file.DataPointer(info), &KeepMapping, shape, info.Shape.Length,
-                (sbyte)stored, (sbyte)Runtime.DType, (int)Runtime.Device.type, Runtime.Device.index, 0);
+            handle = THSTensor_new((IntPtr)data, &KeepMapping, sizes, shape.Length,
+                (sbyte)stored, (sbyte)runtime.DType, (int)runtime.Device.type, runtime.Device.index, 0);
         }
         if (handle == IntPtr.Zero) torch.CheckForErrors();
-        Tensor mapped = Tensor.UnsafeCreateTensor(handle);
-        if (trainable?.Invoke(name) != true) return mapped;
-        using (mapped) return mapped.to(ScalarType.Float32, copy: true).requires_grad_(true);
+        return Tensor.UnsafeCreateTensor(handle);
     }
 
-    /// <summary>The mapping belongs to the checkpoint, which outlives the model, so libtorch must not free it.</summary>
+    /// <summary>The mapping belongs to the file, which outlives the model, so libtorch must not free it.</summary>
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void KeepMapping(IntPtr data) { }
 

@@ -16,7 +16,7 @@ public sealed class DecoderStack : ExplicitModule
     public DecoderStack(CheckpointWeights w, DeepSeekV2Config c) : base("model")
     {
         var rope = new YarnRope(c);
-        Embedding = new TokenEmbedding(w.Load("model.embed_tokens.weight", c.VocabSize, c.HiddenSize));
+        Embedding = w.LoadEmbedding("model.embed_tokens", c.VocabSize, c.HiddenSize);
         _layers = new DecoderLayer[c.NumHiddenLayers];
         for (int i = 0; i < _layers.Length; i++) _layers[i] = new DecoderLayer(w, c, i, rope);
         Norm = RmsNorm.Load(w, "model.norm", c.HiddenSize, c.RmsNormEps);

@@ -19,13 +19,13 @@ public sealed class DeepSeekV2ForCausalLM : ExplicitModule
 
     public DeepSeekV2ForCausalLM(CheckpointWeights w) : base("DeepseekV2ForCausalLM")
     {
-        DeepSeekV2Config c = w.Checkpoint.Config;
+        DeepSeekV2Config c = w.Config;
         Config = c;
         Runtime = w.Runtime;
         _model = new DecoderStack(w, c);
         register_module("model", _model);
         _head = c.TieWordEmbeddings
-            ? new Projection("lm_head", _model.Embedding.Weight)
+            ? _model.Embedding.TiedHead("lm_head")
             : Projection.Load(w, "lm_head", c.VocabSize, c.HiddenSize);
         if (!c.TieWordEmbeddings) register_module("lm_head", _head);
     }
@@ -35,10 +35,12 @@ public sealed class DeepSeekV2ForCausalLM : ExplicitModule
     /// <summary>
     /// Loads a Hugging Face checkpoint directory onto the runtime's device and dtype, frozen except the tensors that
     /// <paramref name="trainable"/> names (by checkpoint name), which become float32 copies that train.
+    /// With <paramref name="sharding"/>, only this rank's routed experts are loaded and MoE layers exchange tokens.
     /// </summary>
-    public static DeepSeekV2ForCausalLM Load(CheckpointDirectory checkpoint, TorchRuntime runtime, Func<string, bool>? trainable = null)
+    public static DeepSeekV2ForCausalLM Load(CheckpointDirectory checkpoint, TorchRuntime runtime, Func<string, bool>? trainable = null,
+        Distributed.ExpertSharding? sharding = null)
     {
-        var model = new DeepSeekV2ForCausalLM(new CheckpointWeights(checkpoint, runtime, trainable));
+        var model = new DeepSeekV2ForCausalLM(new SafetensorsWeights(checkpoint, runtime, trainable) { Sharding = sharding });
         model.eval();
         return model;
     }

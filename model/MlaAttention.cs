@@ -19,6 +19,7 @@ public sealed class MlaAttention : ExplicitModule
     private readonly RmsNorm? _qANorm;
     private readonly Projection _kvAProj, _kvBProj, _oProj;
     private readonly RmsNorm _kvANorm;
+    private readonly AbsorbedKv? _absorbedKv;
 
     public MlaAttention(CheckpointWeights w, string prefix, DeepSeekV2Config c, YarnRope rope) : base(prefix)
     {
@@ -45,6 +46,7 @@ public sealed class MlaAttention : ExplicitModule
         _kvANorm = RmsNorm.Load(w, prefix + ".kv_a_layernorm", _rank, latentEps);
         _kvBProj = Projection.Load(w, prefix + ".kv_b_proj", (long)_heads * (_nope + _v), _rank);
         _oProj = Projection.Load(w, prefix + ".o_proj", d, (long)_heads * _v);
+        _absorbedKv = w.LoadAbsorbedKv(prefix + ".kv_b_proj");
         register_module("kv_a_proj_with_mqa", _kvAProj);
         register_module("kv_a_layernorm", _kvANorm);
         register_module("kv_b_proj", _kvBProj);
@@ -99,11 +101,13 @@ public sealed class MlaAttention : ExplicitModule
         Tensor latents = cached.Latent.unsqueeze(1);                  // [B, 1, S, r]
         Tensor keyRope = cached.KeyRope.unsqueeze(1);                 // [B, 1, S, dr]
         long keys = latents.shape[2];
-        Tensor kvB = _kvBProj.EffectiveWeight().view(_heads, _nope + _v, _rank);
-        Tensor wUK = kvB.narrow(1, 0, _nope);                         // [H, dn, r]
-        Tensor wUV = kvB.narrow(1, _nope, _v);                        // [H, dv, r]
+        // A LoRA adapter on kv_b_proj changes both halves, which only the dense form includes.
+        AbsorbedKv? halves = _kvBProj.HasLora ? null : _absorbedKv;
+        Tensor? kvB = halves is null ? _kvBProj.EffectiveWeight().view(_heads, _nope + _v, _rank) : null;
 
-        Tensor qLatent = matmul(qNope, wUK);                          // [B, H, T, r]
+        Tensor qLatent = halves is null                               // [B, H, T, r]
+            ? matmul(qNope, kvB!.narrow(1, 0, _nope))                 // W_UK [H, dn, r]
+            : AbsorbedKv.PerHead(halves.Keys, qNope);
         Tensor scores = (matmul(qLatent, latents.transpose(-1, -2)) + matmul(qRope, keyRope.transpose(-1, -2)))
             .to(ScalarType.Float32) * _rope.SoftmaxScale;
         Tensor allowed = arange(keys, device: scores.device).unsqueeze(0)
@@ -111,6 +115,9 @@ public sealed class MlaAttention : ExplicitModule
         if (mask is not null) allowed = allowed.logical_and(mask);
         Tensor probs = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity)
             .softmax(-1).to(qNope.dtype);
-        return matmul(matmul(probs, latents), wUV.transpose(-1, -2));   // [B, H, T, dv]
+        Tensor mixed = matmul(probs, latents);                        // [B, H, T, r]
+        return halves is null                                         // [B, H, T, dv]
+            ? matmul(mixed, kvB!.narrow(1, _nope, _v).transpose(-1, -2))   // W_UV [H, dv, r]
+            : AbsorbedKv.PerHead(halves.Values, mixed);
     }
 }

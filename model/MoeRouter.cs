@@ -17,7 +17,7 @@ public sealed class MoeRouter : ExplicitModule
 {
     private readonly DeepSeekV2Config _config;
 
-    public Parameter Weight { get; }
+    public Parameter Weight { get; private set; }
 
     public MoeRouter(CheckpointWeights w, string prefix, DeepSeekV2Config config) : base(prefix)
     {
@@ -25,6 +25,19 @@ public sealed class MoeRouter : ExplicitModule
         Tensor weight = w.Load(prefix + ".weight", config.NRoutedExperts!.Value, config.HiddenSize);
         Weight = new Parameter(weight, requires_grad: weight.requires_grad);
         register_parameter("weight", Weight);
+    }
+
+    /// <summary>
+    /// Swaps in a trained gate weight (an adapter's modules_to_save), kept in float32 like the trained one: the loaded
+    /// weight may be a read-only view of the checkpoint's mapping, so it is replaced, never written.
+    /// </summary>
+    public void ReplaceWeight(Tensor weight)
+    {
+        if (!weight.shape.SequenceEqual(Weight.shape))
+            throw new ArgumentException($"{GetName()}: a router weight of [{string.Join(", ", weight.shape)}] does not fit [{string.Join(", ", Weight.shape)}]");
+        var replacement = new Parameter(weight.to(ScalarType.Float32, Weight.device, copy: true).DetachFromDisposeScope(), requires_grad: false);
+        ConditionallyRegisterParameter("weight", replacement);
+        Weight = replacement;
     }
 
     /// <summary>Routes x [N, D].</summary>

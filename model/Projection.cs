@@ -14,8 +14,11 @@ public sealed class Projection : ExplicitModule
 {
     private Projection? _loraA, _loraB;
     private double _loraScale, _loraDropout;
+    private readonly Parameter? _weight;
+    private readonly IWeightMatrix? _matrix;
 
-    public Parameter Weight { get; }
+    /// <summary>The dense weight; a projection over an <see cref="IWeightMatrix"/> has none.</summary>
+    public Parameter Weight => _weight ?? throw new InvalidOperationException($"{GetName()} multiplies by a quantised matrix, not a torch tensor");
 
     /// <summary>
     /// Wraps <paramref name="weight"/>, trainable when the tensor requires grad; an existing Parameter is shared as is
@@ -24,15 +27,18 @@ public sealed class Projection : ExplicitModule
     public Projection(string name, Tensor weight) : base(name)
     {
         // new Parameter(t) takes over t's native handle, which would leave a tied embedding's Parameter empty.
-        Weight = weight as Parameter ?? new Parameter(weight, requires_grad: weight.requires_grad);
-        register_parameter("weight", Weight);
+        _weight = weight as Parameter ?? new Parameter(weight, requires_grad: weight.requires_grad);
+        register_parameter("weight", _weight);
     }
 
-    public long InFeatures => Weight.shape[1];
-    public long OutFeatures => Weight.shape[0];
+    /// <summary>A frozen projection that multiplies by <paramref name="matrix"/> (quantised GGUF weights); inference only.</summary>
+    public Projection(string name, IWeightMatrix matrix) : base(name) => _matrix = matrix;
+
+    public long InFeatures => _matrix?.InFeatures ?? Weight.shape[1];
+    public long OutFeatures => _matrix?.OutFeatures ?? Weight.shape[0];
 
     public static Projection Load(CheckpointWeights w, string name, long outFeatures, long inFeatures) =>
-        new(name, w.Load(name + ".weight", outFeatures, inFeatures));
+        w.LoadProjection(name, outFeatures, inFeatures);
 
     public bool HasLora => _loraA is not null;
     public Parameter? LoraA => _loraA?.Weight;
@@ -49,17 +55,34 @@ public sealed class Projection : ExplicitModule
         if (a.shape.Length != 2 || b.shape.Length != 2 || a.shape[1] != InFeatures || b.shape[0] != OutFeatures || a.shape[0] != b.shape[1])
             throw new ArgumentException($"{GetName()}: LoRA A [{string.Join(", ", a.shape)}] and B [{string.Join(", ", b.shape)}] " +
                                         $"do not fit a weight of [{OutFeatures}, {InFeatures}]");
-        _loraA = new Projection("lora_A", a.to(ScalarType.Float32, Weight.device).requires_grad_(true).DetachFromDisposeScope());
-        _loraB = new Projection("lora_B", b.to(ScalarType.Float32, Weight.device).requires_grad_(true).DetachFromDisposeScope());
+        Device device = _matrix is null ? Weight.device : CPU;
+        _loraA = new Projection("lora_A", a.to(ScalarType.Float32, device).requires_grad_(true).DetachFromDisposeScope());
+        _loraB = new Projection("lora_B", b.to(ScalarType.Float32, device).requires_grad_(true).DetachFromDisposeScope());
         _loraScale = scale;
         _loraDropout = dropout;
         register_module("lora_A", _loraA);
         register_module("lora_B", _loraB);
     }
 
+    /// <summary>
+    /// Removes the adapter and frees its matrices, leaving the base weight (the server switches adapters per request
+    /// on one base model).
+    /// </summary>
+    public void DetachLora()
+    {
+        if (_loraA is null) return;
+        register_module("lora_A", null!);
+        register_module("lora_B", null!);
+        _loraA.Dispose();
+        _loraB!.Dispose();
+        _loraA = _loraB = null;
+        _loraScale = _loraDropout = 0;
+    }
+
     /// <summary>W, plus scale·B·A when an adapter is attached (for the absorbed attention and for merging).</summary>
     public Tensor EffectiveWeight()
     {
+        if (_matrix is not null) throw new InvalidOperationException($"{GetName()} multiplies by a quantised matrix, which has no dense weight");
         if (_loraA is null) return Weight;
         using var scope = NewDisposeScope();
         Tensor delta = matmul(_loraB!.Weight, _loraA.Weight) * _loraScale;
@@ -68,13 +91,15 @@ public sealed class Projection : ExplicitModule
 
     public Tensor Forward(Tensor x)
     {
-        if (_loraA is null) return nn.functional.linear(x, BaseWeightFor(x));
+        if (_loraA is null) return BaseForward(x);
         using var scope = NewDisposeScope();
         Tensor input = x.to(ScalarType.Float32);
         if (_loraDropout > 0 && training) input = nn.functional.dropout(input, _loraDropout, training: true);
         Tensor delta = _loraB!.Forward(_loraA.Forward(input)) * _loraScale;
-        return (nn.functional.linear(x, BaseWeightFor(x)) + delta.to(x.dtype)).MoveToOuterDisposeScope();
+        return (BaseForward(x) + delta.to(x.dtype)).MoveToOuterDisposeScope();
     }
+
+    private Tensor BaseForward(Tensor x) => _matrix?.Multiply(x) ?? nn.functional.linear(x, BaseWeightFor(x));
 
     /// <summary>A trainable weight is a float32 master copy; it computes in the activations' dtype.</summary>
     private Tensor BaseWeightFor(Tensor x) => Weight.dtype == x.dtype ? Weight : Weight.to(x.dtype);

@@ -3,10 +3,11 @@
 //
 //   node oracle/logits.mjs jobs.json
 //
-// jobs.json is a JSON array of {"model": "x.gguf", "tokens": [ids...], "out": "x.f32"}. For each job the model is
-// loaded on the CPU, the tokens are evaluated as given (no BOS is added) with an F32 KV cache (the default F16 cache
-// alone costs ~5e-4 relative), and the logits are written to "out" as raw little-endian float32 [tokens, n_vocab].
-// Standard output gets one JSON line per job: {"model", "vocab", "tokens"}. A model that fails to load exits 1 with
+// jobs.json is a JSON array of {"model": "x.gguf", "tokens": [ids...], "out": "x.f32"}, each optionally with
+// "lora": "adapter.gguf" (a GGUF LoRA adapter applied to the context at scale 1). For each job the model is loaded on
+// the CPU, the tokens are evaluated as given (no BOS is added) with an F32 KV cache (the default F16 cache alone costs
+// ~5e-4 relative), and the logits are written to "out" as raw little-endian float32 [tokens, n_vocab]. Standard
+// output gets one JSON line per job: {"model", "lora", "vocab", "tokens"}. A model or adapter that fails to load exits 1 with
 // llama.cpp's own log lines, which are the only place the real reason appears.
 import { readFileSync, writeFileSync } from "node:fs";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
@@ -34,14 +35,21 @@ for (const job of jobs) {
     process.stderr.write(`${job.model}: ${e.message}\n${log.join("")}\n`);
     process.exit(1);
   }
-  const context = await model.createContext({
-    contextSize: Math.max(64, job.tokens.length),
-    batchSize: Math.max(64, job.tokens.length),
-    threads: 2,
-    flashAttention: false,
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
-  });
+  let context;
+  try {
+    context = await model.createContext({
+      contextSize: Math.max(64, job.tokens.length),
+      batchSize: Math.max(64, job.tokens.length),
+      threads: 2,
+      flashAttention: false,
+      experimentalKvCacheKeyType: "F32",
+      experimentalKvCacheValueType: "F32",
+      ...(job.lora ? { lora: { adapters: [{ filePath: job.lora, scale: 1 }] } } : {}),
+    });
+  } catch (e) {
+    process.stderr.write(`${job.model}${job.lora ? ` + ${job.lora}` : ""}: ${e.message}\n${log.join("")}\n`);
+    process.exit(1);
+  }
   const sequence = context.getSequence();
   const input = job.tokens.map((t) => [t, { generateNext: { logits: true } }]);
   const results = await sequence.controlledEvaluate(input);
@@ -56,7 +64,7 @@ for (const job of jobs) {
     for (const [token, value] of row) logits[position * vocab + token] = value;
   });
   writeFileSync(job.out, Buffer.from(logits.buffer));
-  process.stdout.write(JSON.stringify({ model: job.model, vocab, tokens: job.tokens.length }) + "\n");
+  process.stdout.write(JSON.stringify({ model: job.model, lora: job.lora ?? null, vocab, tokens: job.tokens.length }) + "\n");
   await context.dispose();
   await model.dispose();
   log.length = 0;

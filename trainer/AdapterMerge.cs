@@ -9,6 +9,7 @@ namespace Tune.Trainer;
 /// <summary>
 /// `tune merge`: base checkpoint + PEFT LoRA adapter → a full Hugging Face checkpoint with W' = W + scale·B·A, written
 /// tensor by tensor (one tensor in memory at a time), in the base's dtype and shard count, under temporary names.
+/// Routers the adapter saves whole (modules_to_save, from lora.train_router) replace the base's.
 /// An ESFT full-mode output (esft_experts.safetensors, with or without a LoRA adapter beside it) replaces the trained
 /// expert weights.
 /// </summary>
@@ -30,6 +31,16 @@ public static class AdapterMerge
         foreach (string module in adapted)
             if (!checkpoint.Contains(module + ".weight"))
                 throw new InvalidDataException($"{adapter!.WeightsPath}: adapts {module}, but {modelDirectory} has no tensor {module}.weight");
+        var saved = (adapter?.SavedModules ?? []).ToHashSet(StringComparer.Ordinal);
+        foreach (string module in saved)
+        {
+            if (!checkpoint.Contains(module + ".weight"))
+                throw new InvalidDataException($"{adapter!.WeightsPath}: saves {module}, but {modelDirectory} has no tensor {module}.weight");
+            using var scope = NewDisposeScope();
+            long[] shape = adapter!.SavedWeight(module).shape;
+            if (!checkpoint.Locate(module + ".weight").Info.Shape.SequenceEqual(shape))
+                throw new InvalidDataException($"{adapter.WeightsPath}: {module}.weight has shape [{string.Join(", ", shape)}], unlike the base's");
+        }
         foreach (TensorInfo expert in experts?.Tensors ?? [])
         {
             if (!checkpoint.Contains(expert.Name))
@@ -47,6 +58,7 @@ public static class AdapterMerge
             (SafetensorsFile file, TensorInfo located) = checkpoint.Locate(info.Name);
             string module = info.Name.EndsWith(".weight", StringComparison.Ordinal) ? info.Name[..^".weight".Length] : "";
             if (adapted.Contains(module)) Merge(file, located, adapter!, module, bytes);
+            else if (saved.Contains(module)) Replace(adapter!, module, located, bytes);
             else if (experts is not null && experts.TryGet(info.Name, out TensorInfo trained)) Replace(experts, trained, located, bytes);
             else file.Bytes(located).CopyTo(bytes);
             progress?.Invoke(++done, tensors.Count);
@@ -68,6 +80,13 @@ public static class AdapterMerge
         var values = new float[trained.ElementCount];
         experts.ReadFloat32(trained, values);
         FloatBits.FromFloat32(values, weight.DType, destination);
+    }
+
+    /// <summary>A router trained in full replaces the base's, converted to the base's dtype.</summary>
+    private static void Replace(PeftAdapterFile adapter, string module, TensorInfo weight, Span<byte> destination)
+    {
+        using var scope = NewDisposeScope();
+        FloatBits.FromFloat32(adapter.SavedWeight(module).data<float>().ToArray(), weight.DType, destination);
     }
 
     private static void Merge(SafetensorsFile file, TensorInfo weight, PeftAdapterFile adapter, string module, Span<byte> destination)

@@ -1,8 +1,10 @@
 using Tune.Formats;
 using Tune.Model;
+using Tune.Model.Distributed;
 using Tune.Model.Tokenization;
 using Tune.Trainer.Data;
 using Tune.Trainer.Esft;
+using Tune.Trainer.Parallel;
 using Tune.Trainer.Recipes;
 using Tune.Trainer.Training;
 
@@ -16,11 +18,18 @@ public sealed record TrainingResult(string AdapterDirectory, double LossBefore, 
 /// train.seed, trains, and writes the PEFT adapter to output.dir (checkpoints, metrics.jsonl and the resolved recipe
 /// beside it). With esft.enabled the routed experts to train come from the scores file; in full mode their weights
 /// train themselves and are written as esft_experts.safetensors + expert_cfg.json.
+/// Given the collectives of more than one rank (mpirun), it is one rank of an expert-parallel run: the model is loaded
+/// with this rank's block of routed experts, train.batch_size is per rank, only rank 0 logs and writes the outputs, and
+/// the adapter it writes is gathered from all ranks into the file one process with batch ranks × batch_size writes.
 /// </summary>
 public static class TrainingJob
 {
-    public static async Task<TrainingResult> RunAsync(Recipe recipe, bool resume, TextWriter log, CancellationToken cancel = default)
+    public static async Task<TrainingResult> RunAsync(Recipe recipe, bool resume, TextWriter log, CancellationToken cancel = default,
+        ICollectives? collectives = null)
     {
+        bool parallel = collectives is { Size: > 1 };
+        bool leader = collectives is null || collectives.Rank == 0;
+        if (!leader) log = TextWriter.Null;
         TorchRuntime runtime = TorchRuntime.Parse(recipe.Model.Device, recipe.Model.Dtype);
         DeepSeekTokenizer tokenizer = DeepSeekTokenizer.Load(recipe.Model.Path);
         TrainingData data = await TrainingData.LoadAsync(recipe.Data, tokenizer, Environment.CurrentDirectory, cancel);
@@ -29,28 +38,43 @@ public static class TrainingJob
         using var checkpoint = CheckpointDirectory.Open(recipe.Model.Path);
         ExpertConfig? esft = recipe.Esft.Enabled ? SelectExperts(recipe.Esft, checkpoint.Config, log) : null;
         ExpertConfig? fullExperts = recipe.Esft.Mode == EsftMode.Full ? esft : null;
+        if (parallel && fullExperts is not null)
+            throw new ArgumentException($"esft.mode: full trains whole experts, which expert parallelism does not gather yet ({collectives!.Size} ranks); " +
+                                        "use esft.mode: lora, or train in one process");
+        ExpertSharding? sharding = parallel ? ExpertSharding.For(collectives!, checkpoint.Config) : null;
         HashSet<string> fullWeights = fullExperts is null ? [] : EsftExpertWeights.TensorNames(fullExperts).ToHashSet(StringComparer.Ordinal);
         bool Trainable(string name) => recipe.Lora.TrainRouter && name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
                                        || fullWeights.Contains(name);
-        using var model = DeepSeekV2ForCausalLM.Load(checkpoint, runtime, Trainable);
+        using var model = DeepSeekV2ForCausalLM.Load(checkpoint, runtime, Trainable, sharding);
         LoraConfig lora = WithEsft(ToLoraConfig(recipe.Lora), recipe, esft);
-        // Pure ESFT (full mode, no target_modules) attaches no adapter at all.
-        IReadOnlyList<string> adapted = lora.TargetModules.Count > 0 || fullExperts is null ? LoraInjection.Attach(model, lora, recipe.Train.Seed) : [];
+        // Pure ESFT (full mode) or a router-only run (train_router, no target_modules) attaches no LoRA at all.
+        IReadOnlyList<string> adapted = lora.TargetModules.Count > 0 ? LoraInjection.Attach(model, lora, recipe.Train.Seed) : [];
         long trainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         string experts = fullExperts is null ? "" : $", {fullExperts.Count} routed experts in full";
-        log.WriteLine($"{runtime}: LoRA r={lora.Rank} on {adapted.Count} projections{experts}, {trainable:N0} trainable parameters");
+        string placement = sharding is null ? "" : $"; rank 0 of {sharding.Collectives.Size} ({sharding.Collectives.Description}), " +
+                                                   $"{sharding.PerRank} routed experts per rank, {recipe.Train.BatchSize} row(s) per rank and micro-batch";
+        log.WriteLine($"{runtime}: LoRA r={lora.Rank} on {adapted.Count} projections{experts}, {trainable:N0} trainable parameters{placement}");
 
         Directory.CreateDirectory(recipe.Output.Dir);
-        AtomicFile.Write(Path.Combine(recipe.Output.Dir, "recipe.yaml"),
-            s => s.Write(System.Text.Encoding.UTF8.GetBytes(RecipeLoader.ToYaml(recipe))));
-        esft?.Save(Path.Combine(recipe.Output.Dir, ExpertConfig.FileName));
-        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, fullExperts);
+        if (leader)
+        {
+            AtomicFile.Write(Path.Combine(recipe.Output.Dir, "recipe.yaml"),
+                s => s.Write(System.Text.Encoding.UTF8.GetBytes(RecipeLoader.ToYaml(recipe))));
+            esft?.Save(Path.Combine(recipe.Output.Dir, ExpertConfig.FileName));
+        }
+        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, fullExperts, collectives);
         PackedDataset measured = data.Eval ?? data.Train;
+        // Every rank evaluates (the sharded layers need all of them) the same rows, so every rank gets the same loss.
         double before = trainer.Evaluate(measured);
         IReadOnlyList<StepMetrics> steps = trainer.Run(resume, cancel);
-        LossCurve.Write(Path.Combine(recipe.Output.Dir, "loss_curve.png"), trainer.MetricsPath);
+        if (leader) LossCurve.Write(Path.Combine(recipe.Output.Dir, "loss_curve.png"), trainer.MetricsPath);
         double after = trainer.Evaluate(measured);
-        if (adapted.Count > 0) PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
+        // The same on every rank (the gathering is collective): a rank's own share of adapters may be empty.
+        if (lora.TargetModules.Count > 0 || recipe.Lora.TrainRouter)
+        {
+            if (sharding is null) PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
+            else GatheredAdapter.Save(model, lora, sharding, recipe.Output.Dir, recipe.Model.Path);
+        }
         if (fullExperts is not null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);
         log.WriteLine($"{(data.Eval is null ? "train" : "eval")} loss {before:F4} → {after:F4}; adapter in {recipe.Output.Dir}");
         return new TrainingResult(recipe.Output.Dir, before, after, steps);

@@ -89,6 +89,8 @@ public sealed class CliTests
     [InlineData("generate --model {dir} --prompt a --top-p 0", "top_p must be in (0, 1]")]
     [InlineData("new --config nosuch --out /tmp/x", "--config nosuch: no such file, and not a built-in config")]
     [InlineData("forward --model {dir} --ids 1 --out /dev/null --dtype f64", "f64")]
+    [InlineData("convert --out /tmp/x.gguf", "--model is required (or --adapter DIR")]
+    [InlineData("convert --adapter /nonexistent/adapter --out /tmp/x.gguf", "--adapter /nonexistent/adapter: adapter_config.json is missing")]
     public async Task BadInputGetsAnErrorThatNamesIt(string command, string message)
     {
         string dir = TestModels.Checkpoint(TestModels.Tiny);
@@ -96,6 +98,30 @@ public sealed class CliTests
         Assert.NotEqual(0, exit);
         Assert.Contains(message, error);
         Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public async Task ConvertAdapterWritesAGgufLoraAdapter()
+    {
+        string model = TestModels.Checkpoint(TestModels.Tiny);
+        string adapter = NewDirectory(), gguf = Path.Combine(TestModels.Root, $"cli-adapter-{Guid.NewGuid():N}.gguf");
+        var lora = new LoraConfig { Rank = 2, TargetModules = ["o_proj", "up_proj"] };
+        using (var checkpoint = CheckpointDirectory.Open(model))
+        using (var m = DeepSeekV2ForCausalLM.Load(checkpoint, TorchRuntime.Cpu))
+        {
+            LoraInjection.Attach(m, lora, seed: 1);
+            PeftAdapter.Save(m, lora, adapter, model);
+        }
+        var (exit, output, error) = await Tune("convert", "--adapter", adapter, "--out", gguf, "--type", "f16");
+        Assert.True(exit == 0, error);
+        Assert.Contains("GGUF LoRA adapter", output);
+        using var file = GgufFile.Open(gguf);
+        Assert.Equal("adapter", file.Get<string>("general.type"));
+        Assert.Equal(GgmlType.F16, file.Tensor("blk.1.ffn_up_exps.weight.lora_a").Type);
+
+        (exit, output, _) = await Tune("convert", "--help");
+        Assert.Equal(0, exit);
+        Assert.Contains("--adapter", output);
     }
 
     [Fact]

@@ -87,7 +87,7 @@ public sealed class LlamaCppInterop : IDisposable
         foreach (string file in Files.Values) File.Delete(file);
     }
 
-    private static float[][] Forward(DeepSeekV2ForCausalLM model, int[] prompt)
+    internal static float[][] Forward(DeepSeekV2ForCausalLM model, int[] prompt)
     {
         using var grad = no_grad();
         using var scope = NewDisposeScope();
@@ -95,7 +95,7 @@ public sealed class LlamaCppInterop : IDisposable
         return Enumerable.Range(0, prompt.Length).Select(t => logits[t].data<float>().ToArray()).ToArray();
     }
 
-    private static Agreement Compare(float[][] tune, float[][] llama)
+    internal static Agreement Compare(float[][] tune, float[][] llama)
     {
         int same = 0;
         double maxDp = 0, maxDLogit = 0, maxP = 0;

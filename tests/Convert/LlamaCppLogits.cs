@@ -6,11 +6,12 @@ namespace Tune.Tests.Convert;
 
 /// <summary>
 /// Runs oracle/logits.mjs: llama.cpp (node-llama-cpp's prebuilt libllama, CPU, F32 KV cache) evaluates each GGUF file
-/// on its prompt and returns the next-token logits at every position, all files in one node process.
+/// on its prompt (with a GGUF LoRA adapter on the context when the job names one) and returns the next-token logits at
+/// every position, all files in one node process.
 /// </summary>
 internal static class LlamaCppLogits
 {
-    public sealed record Job(string Model, int[] Tokens);
+    public sealed record Job(string Model, int[] Tokens, string? Lora = null);
 
     private static string Script => Path.Combine(RepoPaths.Root, "oracle", "logits.mjs");
     private static string Modules => Path.Combine(RepoPaths.Root, "oracle", "node_modules", "node-llama-cpp");
@@ -25,7 +26,7 @@ internal static class LlamaCppLogits
         {
             string[] outputs = jobs.Select((_, i) => Path.Combine(work, $"{i}.f32")).ToArray();
             string jobsFile = Path.Combine(work, "jobs.json");
-            File.WriteAllText(jobsFile, JsonSerializer.Serialize(jobs.Select((j, i) => new { model = j.Model, tokens = j.Tokens, @out = outputs[i] })));
+            File.WriteAllText(jobsFile, JsonSerializer.Serialize(jobs.Select((j, i) => new { model = j.Model, tokens = j.Tokens, @out = outputs[i], lora = j.Lora })));
             var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepoPaths.Root };
             start.ArgumentList.Add(Script);
             start.ArgumentList.Add(jobsFile);

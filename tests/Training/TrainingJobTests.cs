@@ -9,7 +9,7 @@ namespace Tune.Tests.Training;
 [Collection("torch")]
 public sealed class TrainingJobTests
 {
-    private static string Recipe(string output)
+    internal static string Recipe(string output)
     {
         string model = TestModels.Checkpoint(TestModels.Tiny with { VocabSize = 102400, InitializerRange = 0.5 });
         string data = Path.Combine(TestModels.Root, "overfit.jsonl");
@@ -50,24 +50,30 @@ public sealed class TrainingJobTests
         Assert.Equal(["step-000110", "step-000120"], Directory.GetDirectories(Path.Combine(output, "checkpoints")).Select(Path.GetFileName).Order());
     }
 
-    [Fact]
-    public async Task AnInterruptedRunResumesOntoTheSameLossCurve()
+    [Theory]
+    [InlineData(false)]
+    // The routers trained in full travel in the checkpoint's adapter (modules_to_save) and are restored on resume.
+    [InlineData(true)]
+    public async Task AnInterruptedRunResumesOntoTheSameLossCurve(bool trainRouter)
     {
         string straight = NewOutput(), interrupted = NewOutput();
+        string[] settings = [.. ResumeAssertions.GentleSteps, "train.max_steps=20", $"lora.train_router={(trainRouter ? "true" : "false")}"];
         IReadOnlyList<StepMetrics> full = (await TrainingJob.RunAsync(
-            RecipeLoader.Parse(Recipe(straight), "a.yaml", [.. ResumeAssertions.GentleSteps, "train.max_steps=20"]), false, TextWriter.Null)).Steps;
+            RecipeLoader.Parse(Recipe(straight), "a.yaml", settings), false, TextWriter.Null)).Steps;
 
         // Interrupt the same run after step 12 (its last checkpoint is step 10), then resume it.
         var interrupt = new InterruptAt("step 12/");
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => TrainingJob.RunAsync(
-            RecipeLoader.Parse(Recipe(interrupted), "b.yaml", [.. ResumeAssertions.GentleSteps, "train.max_steps=20", "train.log_every=1"]),
+            RecipeLoader.Parse(Recipe(interrupted), "b.yaml", [.. settings, "train.log_every=1"]),
             false, interrupt, interrupt.Token));
         IReadOnlyList<StepMetrics> resumed = (await TrainingJob.RunAsync(
-            RecipeLoader.Parse(Recipe(interrupted), "b.yaml", [.. ResumeAssertions.GentleSteps, "train.max_steps=20"]), true, TextWriter.Null)).Steps;
+            RecipeLoader.Parse(Recipe(interrupted), "b.yaml", settings), true, TextWriter.Null)).Steps;
 
         Assert.Equal(10, resumed.Count);
         Assert.Equal(11, resumed[0].Step);
         ResumeAssertions.SameLosses(full.Skip(10).Select(m => m.Loss), resumed.Select(m => m.Loss));
         ResumeAssertions.SameTensors(Path.Combine(straight, "adapter_model.safetensors"), Path.Combine(interrupted, "adapter_model.safetensors"));
+        using var adapter = Tune.Model.PeftAdapterFile.Open(interrupted);
+        Assert.Equal(trainRouter ? ["model.layers.1.mlp.gate", "model.layers.2.mlp.gate"] : [], adapter.SavedModules);
     }
 }

@@ -3,8 +3,10 @@ using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
 using Tune.Model;
+using Tune.Model.Distributed;
 using Tune.Trainer.Data;
 using Tune.Trainer.Esft;
+using Tune.Trainer.Parallel;
 using Tune.Trainer.Recipes;
 using static TorchSharp.torch;
 
@@ -14,7 +16,10 @@ namespace Tune.Trainer.Training;
 /// The optimisation loop over a model whose trainable parameters (LoRA adapters, chosen experts) are already in
 /// place: AdamW, warm-up + cosine/constant schedule, gradient accumulation with the loss normalised by the step's
 /// target-token count, clipping, the MoE balance loss with the recipe's coefficient, periodic evaluation, and
-/// atomic checkpoints that a resumed run continues from exactly.
+/// atomic checkpoints that a resumed run continues from exactly. With expert parallelism (more than one rank), each rank
+/// trains on its rows of every step (<see cref="DataParallelRank.RowsOfMicroBatch"/>) with the loss normalised by the
+/// step's target tokens on all ranks, gradients of replicated parameters are summed over ranks, clipping uses the norm
+/// over all ranks, and only rank 0 writes metrics; each rank checkpoints its own adapters and optimiser state.
 /// </summary>
 public sealed class LoraTrainer
 {
@@ -29,22 +34,31 @@ public sealed class LoraTrainer
     private readonly List<Parameter> _parameters;
     private readonly double _auxCoefficient;
     private readonly ExpertConfig? _fullExperts;
-    private readonly bool _hasLora;
+    private readonly bool _savesPeftAdapter;
+    private readonly DataParallelRank? _parallel;
 
     /// <param name="fullExperts">The routed experts trained in full (ESFT full mode), saved and restored with each checkpoint.</param>
+    /// <param name="collectives">The ranks of an expert-parallel run (the model loaded sharded over them); null: one process.</param>
     public LoraTrainer(Recipe recipe, DeepSeekV2ForCausalLM model, LoraConfig lora, PackedDataset train, PackedDataset? eval, TextWriter log,
-        ExpertConfig? fullExperts = null)
+        ExpertConfig? fullExperts = null, ICollectives? collectives = null)
     {
         (_recipe, _model, _lora, _train, _eval, _log, _fullExperts) = (recipe, model, lora, train, eval, log, fullExperts);
-        _hasLora = LoraInjection.Projections(model).Any(p => p.Projection.HasLora);
-        _parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        // Routers trained in full (lora.train_router) travel in the PEFT adapter as modules_to_save.
+        _savesPeftAdapter = LoraInjection.Projections(model).Any(p => p.Projection.HasLora) || PeftAdapter.Routers(model).Any(r => r.Router.Weight.requires_grad);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        _parameters = trainable.Select(p => p.parameter).ToList();
         if (_parameters.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
+        if (collectives is { Size: > 1 }) _parallel = new DataParallelRank(collectives, trainable.Select(p => (p.name, p.parameter)));
         _auxCoefficient = recipe.Train.AuxLossCoef ?? model.Config.AuxLossAlpha;
     }
 
     public string OutputDirectory => _recipe.Output.Dir;
     public string CheckpointDirectory => Path.Combine(OutputDirectory, "checkpoints");
     public string MetricsPath => Path.Combine(OutputDirectory, "metrics.jsonl");
+
+    private int Rank => _parallel?.Rank ?? 0;
+    private int Ranks => _parallel?.Ranks ?? 1;
+    private bool WritesMetrics => Rank == 0;
 
     /// <summary>Runs to train.max_steps (from the last checkpoint when <paramref name="resume"/>); returns this run's steps.</summary>
     public IReadOnlyList<StepMetrics> Run(bool resume, CancellationToken cancel = default)
@@ -55,7 +69,7 @@ public sealed class LoraTrainer
         var schedule = new LearningRateSchedule(_recipe.Schedule, o.Lr, t.MaxSteps);
         Directory.CreateDirectory(OutputDirectory);
 
-        var state = new TrainerState(0, 0, _train.Fingerprint);
+        var state = new TrainerState(0, 0, _train.Fingerprint, Ranks);
         if (resume && LatestCheckpoint() is { } latest)
         {
             state = Restore(latest, optimizer);
@@ -65,34 +79,40 @@ public sealed class LoraTrainer
         {
             _log.WriteLine($"no checkpoint in {CheckpointDirectory}; starting from step 0");
         }
-        TruncateMetrics(state.Step);
+        if (WritesMetrics) TruncateMetrics(state.Step);
 
         var metrics = new List<StepMetrics>();
         var clock = Stopwatch.StartNew();
-        int rowsPerStep = t.BatchSize * t.GradAccum;
+        int rowsPerStep = t.BatchSize * t.GradAccum * Ranks;
         for (int step = state.Step; step < t.MaxSteps; step++)
         {
             cancel.ThrowIfCancellationRequested();
             double lr = schedule.At(step);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            // Dropout draws from the global generator: seeding it per step makes a resumed step draw what it would have.
-            torch.manual_seed(t.Seed * 1_000_003 + step);
+            // Dropout draws from the global generator: seeding it per step makes a resumed step draw what it would have,
+            // and per rank keeps ranks from drawing the same masks for their different rows.
+            torch.manual_seed(t.Seed * 1_000_003 + step + ((long)Rank << 40));
             _model.train();
 
             var stepClock = Stopwatch.StartNew();
             PackedRow[] rows = Enumerable.Range(0, rowsPerStep).Select(i => _train.Row(state.NextRow + i)).ToArray();
+            // Every rank reads the whole step, so each knows the step's target-token count on all ranks.
             long targets = rows.Sum(r => CountTargets(r));
             optimizer.zero_grad();
             double ce = 0, aux = 0;
             for (int micro = 0; micro < t.GradAccum; micro++)
             {
                 using var scope = NewDisposeScope();
-                using TrainingBatch batch = TrainingBatch.From(rows[(micro * t.BatchSize)..((micro + 1) * t.BatchSize)], _model.Runtime.Device);
+                PackedRow[] mine = _parallel is null
+                    ? rows[(micro * t.BatchSize)..((micro + 1) * t.BatchSize)]
+                    : DataParallelRank.RowsOfMicroBatch(Rank, Ranks, t.BatchSize, micro).Select(i => rows[i]).ToArray();
+                using TrainingBatch batch = TrainingBatch.From(mine, _model.Runtime.Device);
                 var auxLosses = _auxCoefficient > 0 ? new List<Tensor>() : null;
                 Tensor logits = _model.Forward(batch.Ids, mask: batch.Mask, auxLosses: auxLosses, checkpointLayers: t.GradCheckpointing);
                 Tensor ceSum = nn.functional.cross_entropy(logits.view(-1, logits.shape[2]), batch.Targets.view(-1),
                     ignore_index: TrainingBatch.Ignore, reduction: nn.Reduction.Sum);
                 Tensor loss = ceSum / Math.Max(targets, 1);
+                // With expert parallelism each layer's balance loss is this rank's share of it, so the shares add up.
                 if (auxLosses is { Count: > 0 })
                 {
                     Tensor auxMean = stack(auxLosses).sum() / t.GradAccum;
@@ -102,7 +122,18 @@ public sealed class LoraTrainer
                 loss.backward();
                 ce += ceSum.item<float>();
             }
-            double norm = nn.utils.clip_grad_norm_(_parameters, o.GradClip);
+            double norm;
+            if (_parallel is null)
+            {
+                norm = nn.utils.clip_grad_norm_(_parameters, o.GradClip);
+            }
+            else
+            {
+                _parallel.SumReplicatedGradients();
+                norm = _parallel.ClipGlobalNorm(o.GradClip);
+                ce = _parallel.Sum(ce);
+                aux = _parallel.Sum(aux);
+            }
             optimizer.step();
             state = state with { Step = step + 1, NextRow = state.NextRow + rowsPerStep };
 
@@ -115,7 +146,7 @@ public sealed class LoraTrainer
                 m = m with { EvalLoss = evalLoss, EvalPerplexity = Math.Exp(evalLoss) };
             }
             metrics.Add(m);
-            AppendMetrics(m);
+            if (WritesMetrics) AppendMetrics(m);
             if (last || t.LogEvery > 0 && (step + 1) % t.LogEvery == 0 || m.EvalLoss is not null) Log(m, clock.Elapsed, state.Step - metrics.Count, t.MaxSteps);
             if (last || t.SaveEvery > 0 && (step + 1) % t.SaveEvery == 0) Save(state, optimizer);
         }
@@ -152,34 +183,57 @@ public sealed class LoraTrainer
         return n;
     }
 
-    /// <summary>Writes the checkpoint under a temporary name and renames it, then keeps only the last K.</summary>
+    /// <summary>
+    /// Writes the checkpoint under a temporary name and renames it, then keeps only the last K. With expert parallelism
+    /// each rank writes its adapters (its experts' and a copy of the replicated ones) and its optimiser state into
+    /// rank-R/ of the same directory, which must then be on a file system all ranks share; rank 0 completes it.
+    /// </summary>
     private void Save(TrainerState state, OptimizerHelper optimizer)
     {
         string final = Path.Combine(CheckpointDirectory, $"{CheckpointPrefix}{state.Step:D6}");
         string partial = final + ".partial";
-        if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
-        Directory.CreateDirectory(partial);
-        if (_hasLora) PeftAdapter.Save(_model, _lora, partial, _recipe.Model.Path);
-        if (_fullExperts is not null) EsftExpertWeights.Save(_model, _fullExperts, partial);
-        optimizer.save_state_dict(Path.Combine(partial, "optimizer.bin"));
-        state.Save(partial);
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-        Directory.Move(partial, final);
-
-        int keep = _recipe.Train.KeepLast;
-        if (keep > 0)
-            foreach (string old in Checkpoints().SkipLast(keep)) Directory.Delete(old, recursive: true);
+        if (Rank == 0)
+        {
+            if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
+            Directory.CreateDirectory(partial);
+        }
+        _parallel?.Barrier();
+        string mine = RankDirectory(partial);
+        Directory.CreateDirectory(mine);
+        if (_savesPeftAdapter) PeftAdapter.Save(_model, _lora, mine, _recipe.Model.Path);
+        if (_fullExperts is not null) EsftExpertWeights.Save(_model, _fullExperts, mine);
+        optimizer.save_state_dict(Path.Combine(mine, "optimizer.bin"));
+        _parallel?.Barrier();
+        if (Rank == 0)
+        {
+            state.Save(partial);
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            Directory.Move(partial, final);
+            int keep = _recipe.Train.KeepLast;
+            if (keep > 0)
+                foreach (string old in Checkpoints().SkipLast(keep)) Directory.Delete(old, recursive: true);
+        }
+        // No rank may look for the newest checkpoint (or write the next) before rank 0 has renamed this one.
+        _parallel?.Barrier();
     }
+
+    /// <summary>Where this rank's part of a checkpoint is: the checkpoint itself for one process.</summary>
+    private string RankDirectory(string checkpoint) => _parallel is null ? checkpoint : Path.Combine(checkpoint, $"rank-{Rank}");
 
     private TrainerState Restore(string directory, OptimizerHelper optimizer)
     {
         TrainerState state = TrainerState.Load(directory);
+        // Rows, experts and optimiser states are split by the number of ranks, so another number cannot continue the run.
+        if (state.Ranks != Ranks)
+            throw new InvalidOperationException($"{directory}: this checkpoint was written by a run on {state.Ranks} rank(s), " +
+                                                $"but this run has {Ranks}; resume with {state.Ranks} rank(s), or start a new run");
         if (state.DataFingerprint != _train.Fingerprint)
             throw new InvalidOperationException($"{directory}: the training data changed since this checkpoint " +
                                                 "(different files, order, sequence length or FIM settings); resuming would not continue the same run");
-        if (_hasLora) PeftAdapter.Restore(_model, directory);
-        if (_fullExperts is not null) EsftExpertWeights.Restore(_model, _fullExperts, directory);
-        optimizer.load_state_dict(Path.Combine(directory, "optimizer.bin"));
+        string mine = RankDirectory(directory);
+        if (_savesPeftAdapter) PeftAdapter.Restore(_model, mine);
+        if (_fullExperts is not null) EsftExpertWeights.Restore(_model, _fullExperts, mine);
+        optimizer.load_state_dict(Path.Combine(mine, "optimizer.bin"));
         return state;
     }
 

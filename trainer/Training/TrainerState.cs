@@ -5,9 +5,10 @@ namespace Tune.Trainer.Training;
 /// <summary>
 /// Where a run stands, saved with each checkpoint: the next optimiser step and the next data row. With the adapter
 /// and the optimiser state beside it, that is all a resumed run needs to continue exactly: the learning rate is a
-/// function of the step, and dropout is seeded per step.
+/// function of the step, and dropout is seeded per step. Ranks: how many ranks the run has (1: one process); checkpoints
+/// written before ranks existed have none, and were written by one process.
 /// </summary>
-public sealed record TrainerState(int Step, long NextRow, string DataFingerprint)
+public sealed record TrainerState(int Step, long NextRow, string DataFingerprint, int Ranks = 1)
 {
     public const string FileName = "trainer_state.json";
 

@@ -36,6 +36,7 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do grep -q "^serving" out/serve.log && break; sleep 0.5; done
 address=$(grep -o 'on http://[^ ]*' out/serve.log | head -1 | cut -c4-)
+address=${address%/}
 node -e '
 const base = process.argv[1];
 const post = async (path, body) => (await fetch(base + path, {method: "POST", headers: {"Content-Type": "application/json"},

@@ -55,7 +55,8 @@ internal static class TrainCommand
                         $"loss {result.LossBefore:F4} -> {result.LossAfter:F4}; adapter: {result.AdapterDirectory}");
                 return 0;
             }
-            catch (Exception e) when (collectives.Size > 1)
+            // A cancelled rank (mpirun ending the job) has nothing to report; it only has to exit.
+            catch (Exception e) when (collectives.Size > 1 && e is not OperationCanceledException)
             {
                 // The other ranks are waiting in a collective; only ending the whole job releases them.
                 parse.InvocationConfiguration.Error.WriteLine($"error: rank {collectives.Rank}/{collectives.Size}: {e.Message}");

@@ -89,6 +89,18 @@ public sealed class ExpertParallelTrainingTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
+    public void AFailingRankEndsTheJobWithItsRankAndCause()
+    {
+        string recipe = WriteRecipe(NewOutput());
+        (int exit, string output, TimeSpan took) = Mpirun($"-np 1 dotnet {Tune} train {recipe} {Sets(Steps)} : " +
+                                                         $"-np 1 dotnet {Tune} train {recipe} {Sets([.. Steps, "data.train.0.path=/nonexistent.jsonl"])}");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("rank 1/2: data.train.0.path: /nonexistent.jsonl", output);
+        // Rank 0 would wait for rank 1 in its first exchange; the abort, not mpirun's --timeout, ended it.
+        Assert.True(took < TimeSpan.FromSeconds(60), $"took {took}");
+    }
+
+    [Fact]
     public void NprocStartsTheRanksItself()
     {
         string output = NewOutput();

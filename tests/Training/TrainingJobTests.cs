@@ -76,4 +76,14 @@ public sealed class TrainingJobTests
         using var adapter = Tune.Model.PeftAdapterFile.Open(interrupted);
         Assert.Equal(trainRouter ? ["model.layers.1.mlp.gate", "model.layers.2.mlp.gate"] : [], adapter.SavedModules);
     }
+
+    [Fact]
+    public async Task GradClipZeroTurnsClippingOff()
+    {
+        // libtorch scales gradients by min(1, max_norm / norm): passed through, 0 would zero them and nothing would learn.
+        IReadOnlyList<StepMetrics> steps = (await TrainingJob.RunAsync(RecipeLoader.Parse(Recipe(NewOutput()), "noclip.yaml",
+            ["optim.grad_clip=0", "train.max_steps=3", "schedule.warmup_steps=1"]), false, TextWriter.Null)).Steps;
+        Assert.True(steps[0].GradNorm > 1, $"the first gradient norm {steps[0].GradNorm} would not have been clipped at 1 either");
+        Assert.True(steps[^1].Loss < steps[0].Loss, string.Join(", ", steps.Select(m => m.Loss)));
+    }
 }

@@ -122,15 +122,17 @@ public sealed class LoraTrainer
                 loss.backward();
                 ce += ceSum.item<float>();
             }
+            // libtorch scales by min(1, max_norm / norm), which would zero every gradient at grad_clip 0 (meaning off).
+            double maxNorm = o.GradClip > 0 ? o.GradClip : double.PositiveInfinity;
             double norm;
             if (_parallel is null)
             {
-                norm = nn.utils.clip_grad_norm_(_parameters, o.GradClip);
+                norm = nn.utils.clip_grad_norm_(_parameters, maxNorm);
             }
             else
             {
                 _parallel.SumReplicatedGradients();
-                norm = _parallel.ClipGlobalNorm(o.GradClip);
+                norm = _parallel.ClipGlobalNorm(maxNorm);
                 ce = _parallel.Sum(ce);
                 aux = _parallel.Sum(aux);
             }

@@ -52,7 +52,7 @@ public sealed class ExpertParallelTrainingTests(ITestOutputHelper testOutput)
         // Adam divides by the gradients' size, so where consecutive gradients nearly cancel, ulp differences grow to
         // about 2e-5 of the adapter's largest value after 4 steps, at any learning rate. A lost, misrouted or misplaced
         // gradient moves values by about the learning rate, i.e. 10-25 % of them.
-        double rounding = MaxRelativeDifference(single, oneByOne), difference = MaxRelativeDifference(single, sharded);
+        double rounding = AdapterDifference(single, oneByOne), difference = AdapterDifference(single, sharded);
         testOutput.WriteLine($"{ranks} ranks: adapter differs by {difference:E2} (one by one in one process: {rounding:E2}); " +
                              $"losses {string.Join(", ", losses.Select(l => l.ToString("F6")))} vs {string.Join(", ", expected.Steps.Select(m => m.Loss.ToString("F6")))}");
         Assert.True(difference <= Math.Max(1e-5, 10 * rounding), $"the adapter differs by {difference:E2} of its values; rounding alone: {rounding:E2}");
@@ -114,26 +114,6 @@ public sealed class ExpertParallelTrainingTests(ITestOutputHelper testOutput)
         Assert.True(File.Exists(Path.Combine(output, PeftAdapter.WeightsFile)));
     }
 
-    /// <summary>The largest difference between the two adapters' values, relative to each tensor's largest value;
-    /// the two must hold the same tensors in the same order.</summary>
-    private static double MaxRelativeDifference(string expectedDirectory, string actualDirectory)
-    {
-        using var expected = SafetensorsFile.Open(Path.Combine(expectedDirectory, PeftAdapter.WeightsFile));
-        using var actual = SafetensorsFile.Open(Path.Combine(actualDirectory, PeftAdapter.WeightsFile));
-        Assert.Equal(expected.Tensors.Select(t => (t.Name, t.ElementCount)), actual.Tensors.Select(t => (t.Name, t.ElementCount)));
-        double worst = 0;
-        foreach (TensorInfo t in expected.Tensors)
-        {
-            var e = new float[t.ElementCount];
-            var a = new float[t.ElementCount];
-            expected.ReadFloat32(t, e);
-            actual.ReadFloat32(actual[t.Name], a);
-            double scale = e.Max(v => Math.Abs(v)) + 1e-12;
-            worst = Math.Max(worst, e.Zip(a, (x, y) => Math.Abs(x - y)).Max() / scale);
-        }
-        return worst;
-    }
-
     private static string Tune => Path.Combine(AppContext.BaseDirectory, "tune.dll");
 
     private static string NewOutput() => Path.Combine(TestModels.Root, $"ep-train-{Guid.NewGuid():N}");
@@ -172,4 +152,8 @@ public sealed class ExpertParallelTrainingTests(ITestOutputHelper testOutput)
         process.WaitForExit();
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
+
+    private static double AdapterDifference(string expectedDirectory, string actualDirectory) =>
+        ResumeAssertions.MaxRelativeDifference(Path.Combine(expectedDirectory, PeftAdapter.WeightsFile),
+            Path.Combine(actualDirectory, PeftAdapter.WeightsFile)).Difference;
 }

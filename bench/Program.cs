@@ -4,8 +4,10 @@ using Tune.Formats;
 using Tune.Model;
 
 // Benchmarks of the model graph; results go to docs/benchmarks.md by hand.
-//   dotnet run -c Release --project bench -- infer [--model DIR] [--dtype f32|bf16] [--prefill 256] [--decode 32] [--threads N]
+//   dotnet run -c Release --project bench -- infer [--model DIR | --gguf FILE] [--dtype f32|bf16] [--prefill 256] [--decode 32] [--threads N] [--repeat 1]
 //   dotnet run -c Release --project bench -- train [--model DIR] [--dtype f32|bf16] [--seq 512] [--steps 3] [--checkpointing] [--threads N]
+// --gguf loads FILE as the server does (GgufModel.Load, quantised weights multiplied with --threads threads);
+// --repeat R times R rounds after the warm-up and reports the best, with every round listed.
 // Without --model, the Lite-shaped model (cli/configs/lite-shaped.json, bf16) is written to the temp directory once.
 if (args.Length == 0 || args[0] is not ("infer" or "train"))
 {
@@ -21,11 +23,18 @@ for (int i = 1; i < args.Length; i++)
 }
 string Option(string name, string fallback) => options.TryGetValue(name, out string? v) ? v : fallback;
 
-torch.set_num_threads(int.Parse(Option("threads", Environment.ProcessorCount.ToString())));
-string model = options.TryGetValue("model", out string? given) ? given : LiteShaped();
+int threads = int.Parse(Option("threads", Environment.ProcessorCount.ToString()));
+torch.set_num_threads(threads);
 var runtime = TorchRuntime.Parse("cpu", Option("dtype", "f32"));
+int repeat = int.Parse(Option("repeat", "1"));
+if (args[0] == "infer" && options.TryGetValue("gguf", out string? gguf))
+{
+    Console.WriteLine(InferenceBenchmark.RunGguf(gguf, runtime, threads, int.Parse(Option("prefill", "256")), int.Parse(Option("decode", "32")), repeat));
+    return 0;
+}
+string model = options.TryGetValue("model", out string? given) ? given : LiteShaped();
 Console.WriteLine(args[0] == "infer"
-    ? InferenceBenchmark.Run(model, runtime, int.Parse(Option("prefill", "256")), int.Parse(Option("decode", "32")))
+    ? InferenceBenchmark.Run(model, runtime, int.Parse(Option("prefill", "256")), int.Parse(Option("decode", "32")), repeat)
     : TrainingStepBenchmark.Run(model, runtime, int.Parse(Option("seq", "512")), int.Parse(Option("steps", "3")), options.ContainsKey("checkpointing")));
 return 0;
 

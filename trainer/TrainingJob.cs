@@ -10,8 +10,12 @@ using Tune.Trainer.Training;
 
 namespace Tune.Trainer;
 
-/// <summary>What a finished run leaves: where the adapter is, and the loss before the first step and after the last.</summary>
-public sealed record TrainingResult(string AdapterDirectory, double LossBefore, double LossAfter, IReadOnlyList<StepMetrics> Steps);
+/// <summary>
+/// What a finished run leaves: where the adapter is, and the loss (and, with train.fim_exact_match, the FIM exact
+/// match) before the first step and after the last.
+/// </summary>
+public sealed record TrainingResult(string AdapterDirectory, double LossBefore, double LossAfter, IReadOnlyList<StepMetrics> Steps,
+    FimExactMatchScore? FimBefore = null, FimExactMatchScore? FimAfter = null);
 
 /// <summary>
 /// `tune train`: a recipe turned into a run. Loads the base (frozen) and the data, attaches fresh adapters seeded by
@@ -41,6 +45,8 @@ public static class TrainingJob
         if (parallel && fullExperts is not null)
             throw new ArgumentException($"esft.mode: full trains whole experts, which expert parallelism does not gather yet ({collectives!.Size} ranks); " +
                                         "use esft.mode: lora, or train in one process");
+        if (parallel && recipe.Train.FimExactMatch > 0)
+            throw new ArgumentException("train.fim_exact_match: generation does not run expert-parallel yet; set it to 0, or train in one process");
         ExpertSharding? sharding = parallel ? ExpertSharding.For(collectives!, checkpoint.Config) : null;
         HashSet<string> fullWeights = fullExperts is null ? [] : EsftExpertWeights.TensorNames(fullExperts).ToHashSet(StringComparer.Ordinal);
         bool Trainable(string name) => recipe.Lora.TrainRouter && name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
@@ -62,13 +68,16 @@ public static class TrainingJob
                 s => s.Write(System.Text.Encoding.UTF8.GetBytes(RecipeLoader.ToYaml(recipe))));
             esft?.Save(Path.Combine(recipe.Output.Dir, ExpertConfig.FileName));
         }
+        IReadOnlyList<FimCase> fimCases = await FimCasesAsync(recipe, data, cancel);
         var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, fullExperts, collectives);
         PackedDataset measured = data.Eval ?? data.Train;
         // Every rank evaluates (the sharded layers need all of them) the same rows, so every rank gets the same loss.
         double before = trainer.Evaluate(measured);
+        FimExactMatchScore? fimBefore = fimCases.Count > 0 ? FimExactMatch.Measure(model, tokenizer, fimCases, cancel) : null;
         IReadOnlyList<StepMetrics> steps = trainer.Run(resume, cancel);
         if (leader) LossCurve.Write(Path.Combine(recipe.Output.Dir, "loss_curve.png"), trainer.MetricsPath);
         double after = trainer.Evaluate(measured);
+        FimExactMatchScore? fimAfter = fimCases.Count > 0 ? FimExactMatch.Measure(model, tokenizer, fimCases, cancel) : null;
         // The same on every rank (the gathering is collective): a rank's own share of adapters may be empty.
         if (lora.TargetModules.Count > 0 || recipe.Lora.TrainRouter)
         {
@@ -77,7 +86,28 @@ public static class TrainingJob
         }
         if (fullExperts is not null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);
         log.WriteLine($"{(data.Eval is null ? "train" : "eval")} loss {before:F4} → {after:F4}; adapter in {recipe.Output.Dir}");
-        return new TrainingResult(recipe.Output.Dir, before, after, steps);
+        if (fimBefore is not null && fimAfter is not null)
+        {
+            log.WriteLine($"FIM exact match {fimBefore} → {fimAfter}");
+            if (leader)
+                AtomicFile.Write(Path.Combine(recipe.Output.Dir, FimExactMatchFile), s => System.Text.Json.JsonSerializer.Serialize(s,
+                    new { documents = fimAfter.Documents, before = fimBefore.Matched, after = fimAfter.Matched }));
+        }
+        return new TrainingResult(recipe.Output.Dir, before, after, steps, fimBefore, fimAfter);
+    }
+
+    /// <summary>Where a run with train.fim_exact_match writes its counts: {"documents": N, "before": b, "after": a}.</summary>
+    public const string FimExactMatchFile = "fim_exact_match.json";
+
+    /// <summary>The held-out cases of train.fim_exact_match, cut once so that before and after see the same ones.</summary>
+    private static async Task<IReadOnlyList<FimCase>> FimCasesAsync(Recipe recipe, TrainingData data, CancellationToken cancel)
+    {
+        int wanted = recipe.Train.FimExactMatch;
+        if (wanted == 0) return [];
+        IReadOnlyList<(int Ordinal, string Text)> texts = await data.HeldOutTextsAsync(wanted, cancel);
+        if (texts.Count == 0)
+            throw new ArgumentException("train.fim_exact_match: the held-out documents include no text records to cut");
+        return [.. texts.Select(t => FimCase.Cut(t.Text, recipe.Data.Fim.Seed, t.Ordinal))];
     }
 
     private static ExpertConfig SelectExperts(EsftRecipe esft, DeepSeekV2Config config, TextWriter log)

@@ -7,4 +7,5 @@ internal static class RandomStreams
     public const long EvalFim = 2;
     public const long EpochOrder = 3;
     public const long EvalSplit = 4;
+    public const long FimExactMatch = 5;
 }

@@ -10,11 +10,21 @@ namespace Tune.Trainer.Data;
 /// </summary>
 public sealed class TrainingData
 {
-    private TrainingData(PackedDataset train, PackedDataset? eval, DataSummary summary)
+    private readonly DataSourceRecipe[] _evalSources;
+    private readonly string _evalKey;
+    private readonly int[] _evalDocuments;
+    private readonly string _baseDirectory;
+
+    private TrainingData(PackedDataset train, PackedDataset? eval, DataSummary summary, DataSourceRecipe[] evalSources, string evalKey,
+        int[] evalDocuments, string baseDirectory)
     {
         Train = train;
         Eval = eval;
         Summary = summary;
+        _evalSources = evalSources;
+        _evalKey = evalKey;
+        _evalDocuments = evalDocuments;
+        _baseDirectory = baseDirectory;
     }
 
     /// <summary>Reshuffled every epoch by data.shuffle_seed; read it by row index to resume.</summary>
@@ -36,23 +46,52 @@ public sealed class TrainingData
         int pad = tokenizer.PadId ?? tokenizer.EosId;
 
         PackedDataset train, eval;
+        int[] evalDocuments;
         if (data.Eval.Length > 0)
         {
             TokenCorpus evalCorpus = await ReadCorpusAsync(data.Eval, "data.eval", RandomStreams.EvalFim, data, tokenizer, baseDirectory, counts, cancellationToken);
             if (evalCorpus.DocumentCount == 0) throw new FormatException("data.eval: no documents");
             train = new PackedDataset(trainCorpus, Range(trainCorpus.DocumentCount), data.SeqLen, data.Pack, pad, data.ShuffleSeed);
-            eval = new PackedDataset(evalCorpus, Range(evalCorpus.DocumentCount), data.SeqLen, data.Pack, pad, shuffleSeed: null);
+            evalDocuments = Range(evalCorpus.DocumentCount);
+            eval = new PackedDataset(evalCorpus, evalDocuments, data.SeqLen, data.Pack, pad, shuffleSeed: null);
         }
         else
         {
-            var (trainDocuments, evalDocuments) = Split(trainCorpus.DocumentCount, data.EvalFractionOrDefault(), data.ShuffleSeed);
+            (int[] trainDocuments, evalDocuments) = Split(trainCorpus.DocumentCount, data.EvalFractionOrDefault(), data.ShuffleSeed);
             train = new PackedDataset(trainCorpus, trainDocuments, data.SeqLen, data.Pack, pad, data.ShuffleSeed);
             eval = new PackedDataset(trainCorpus, evalDocuments, data.SeqLen, data.Pack, pad, shuffleSeed: null);
         }
         PackedDataset? held = eval.DocumentCount > 0 ? eval : null;
         var summary = new DataSummary(train.DocumentCount, train.TokenCount, train.RowsPerEpoch,
             eval.DocumentCount, eval.TokenCount, eval.RowsPerEpoch, counts.Psm, counts.Spm, counts.SkippedEmpty, counts.SkippedBinary);
-        return new TrainingData(train, held, summary);
+        return data.Eval.Length > 0
+            ? new TrainingData(train, held, summary, data.Eval, "data.eval", evalDocuments, baseDirectory)
+            : new TrainingData(train, held, summary, data.Train, "data.train", evalDocuments, baseDirectory);
+    }
+
+    /// <summary>
+    /// The first <paramref name="count"/> held-out text documents with their ordinals, in reading order, read again
+    /// from their sources: the corpus keeps only tokens, FIM-rearranged, and keeping every document's text as well
+    /// would take more memory than the tokens do.
+    /// </summary>
+    public async Task<IReadOnlyList<(int Ordinal, string Text)>> HeldOutTextsAsync(int count, CancellationToken cancellationToken = default)
+    {
+        var held = new HashSet<int>(Eval is null ? [] : _evalDocuments);
+        var found = new List<(int, string)>();
+        int ordinal = 0;
+        for (int i = 0; i < _evalSources.Length && found.Count < count; i++)
+        {
+            await foreach (TrainingRecord record in RecordSources.ReadAsync(_evalSources[i], $"{_evalKey}.{i}", _baseDirectory,
+                               _ => { }, cancellationToken))
+            {
+                // The ordinals DocumentEncoder gave: every record became a document but a text record with no text.
+                if (record is TextRecord { Text.Length: 0 }) continue;
+                if (record is TextRecord text && held.Contains(ordinal)) found.Add((ordinal, text.Text));
+                ordinal++;
+                if (found.Count == count) break;
+            }
+        }
+        return found;
     }
 
     /// <summary>

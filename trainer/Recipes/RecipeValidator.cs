@@ -18,6 +18,7 @@ internal sealed class RecipeValidator
         validator.Optim(recipe.Optim);
         validator.Schedule(recipe.Schedule, recipe.Train);
         validator.Train(recipe.Train);
+        validator.FimExactMatch(recipe.Train, recipe.Data);
         validator.Check(recipe.Output.Dir.Length > 0, "output.dir", "required");
         return validator._problems;
     }
@@ -137,6 +138,14 @@ internal sealed class RecipeValidator
         Check(train.EvalEvery >= 0, "train.eval_every", $"must be 0 (only at the end) or more, got {train.EvalEvery}");
         Check(train.SaveEvery >= 0, "train.save_every", $"must be 0 (only at the end) or more, got {train.SaveEvery}");
         Check(train.KeepLast >= 0, "train.keep_last", $"must be 0 (keep all) or more, got {train.KeepLast}");
+    }
+
+    private void FimExactMatch(TrainRecipe train, DataRecipe data)
+    {
+        Check(train.FimExactMatch >= 0, "train.fim_exact_match", $"must be 0 (off) or more, got {train.FimExactMatch}");
+        if (train.FimExactMatch > 0)
+            Check(data.Eval.Length > 0 || data.EvalFractionOrDefault() > 0, "train.fim_exact_match",
+                "measures held-out documents, but data holds none out; give data.eval or a data.eval_fraction above 0");
     }
 
     private void Defined<T>(T value, string key) where T : struct, Enum =>

@@ -30,4 +30,7 @@ public sealed record TrainRecipe
 
     /// <summary>Checkpoints kept; 0 keeps all.</summary>
     public int KeepLast { get; init; } = 3;
+
+    /// <summary>Held-out text documents whose FIM exact match is measured before and after training; 0 measures none.</summary>
+    public int FimExactMatch { get; init; }
 }

@@ -21,6 +21,11 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "Port to listen on (0: any free port)", DefaultValueFactory = _ => 8080 };
         var ctx = new Option<int?>("--ctx") { Description = $"Context per slot in tokens, prompt + generated (default: the model's, at most {ServeOptions.DefaultContextCap})", HelpName = "N" };
         var parallel = new Option<int>("--parallel") { Description = "Slots: requests generated at the same time", DefaultValueFactory = _ => 1 };
+        var queue = new Option<int>("--queue")
+        {
+            Description = "Requests that may wait for a free slot; one more is answered 429", HelpName = "N",
+            DefaultValueFactory = _ => ServeOptions.DefaultMaxQueued,
+        };
         var apiKey = new Option<string>("--api-key") { Description = "Require `Authorization: Bearer KEY` on every endpoint but /health", HelpName = "KEY" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch and the GGUF kernels (default: libtorch's choice; every core for GGUF)", HelpName = "N" };
         var device = ModelOptions.Device();
@@ -30,7 +35,7 @@ internal static class ServeCommand
             "Serve the model over HTTP: OpenAI chat and completions (FIM with `suffix`), /beta/completions, llama.cpp /infill and /completion, " +
             "Ollama /api/generate, /v1/models, /health, /metrics")
         {
-            model, adapters, host, port, ctx, parallel, apiKey, threads, device, dtype,
+            model, adapters, host, port, ctx, parallel, queue, apiKey, threads, device, dtype,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -49,6 +54,7 @@ internal static class ServeCommand
                 Port = parse.GetValue(port),
                 Context = parse.GetValue(ctx),
                 Parallel = parse.GetValue(parallel),
+                MaxQueued = parse.GetValue(queue),
                 ApiKey = parse.GetValue(apiKey),
                 Threads = parse.GetValue(threads),
                 Device = parse.GetValue(device)!,

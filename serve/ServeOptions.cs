@@ -20,7 +20,7 @@ public sealed record ServeOptions
     public int Parallel { get; init; } = 1;
 
     /// <summary>Requests allowed to wait for a free slot; one more gets 429.</summary>
-    public int MaxQueued { get; init; } = 32;
+    public int MaxQueued { get; init; } = DefaultMaxQueued;
 
     public string? ApiKey { get; init; }
     public int? Threads { get; init; }
@@ -28,6 +28,7 @@ public sealed record ServeOptions
     public string DType { get; init; } = "auto";
 
     public const int DefaultContextCap = 4096;
+    public const int DefaultMaxQueued = 32;
 
     public void Validate()
     {
@@ -35,7 +36,7 @@ public sealed record ServeOptions
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port {Port}: expected 0..65535");
         if (Context is < 2) throw new ArgumentException($"--ctx {Context}: the context needs at least 2 tokens");
         if (Parallel < 1) throw new ArgumentException($"--parallel {Parallel}: at least one slot is needed");
-        if (MaxQueued < 0) throw new ArgumentException($"queue length {MaxQueued}: must be >= 0");
+        if (MaxQueued < 0) throw new ArgumentException($"--queue {MaxQueued}: must be >= 0");
         if (Threads is < 1) throw new ArgumentException($"--threads {Threads}: at least one thread is needed");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("--api-key must not be empty");
         foreach ((string name, string dir) in Adapters)

@@ -31,11 +31,13 @@ public sealed class ServeCommandTests
         Assert.Contains(Path.GetFileName(missing), error);
     }
 
-    [Fact]
-    public async Task BadNumbersNameTheirOption()
+    [Theory]
+    [InlineData("--parallel", "0")]
+    [InlineData("--queue", "-1")]
+    public async Task BadNumbersNameTheirOption(string option, string value)
     {
-        var (exit, error) = await Tune("serve", "--model", ServeModels.Checkpoint, "--parallel", "0", "--port", "0", "--device", "cpu");
+        var (exit, error) = await Tune("serve", "--model", ServeModels.Checkpoint, option, value, "--port", "0", "--device", "cpu");
         Assert.Equal(2, exit);
-        Assert.Contains("--parallel", error);
+        Assert.Contains($"{option} {value}", error);
     }
 }

@@ -6,12 +6,14 @@ using Tune.Model;
 // Benchmarks of the model graph; results go to docs/benchmarks.md by hand.
 //   dotnet run -c Release --project bench -- infer [--model DIR | --gguf FILE] [--dtype f32|bf16] [--prefill 256] [--decode 32] [--threads N] [--repeat 1]
 //   dotnet run -c Release --project bench -- train [--model DIR] [--dtype f32|bf16] [--seq 512] [--steps 3] [--checkpointing] [--threads N]
+//   dotnet run -c Release --project bench -- serve [--model DIR | --gguf FILE] [--streams 1,4,16] [--tokens 32] [--ctx 512] [--threads N]
 // --gguf loads FILE as the server does (GgufModel.Load, quantised weights multiplied with --threads threads);
 // --repeat R times R rounds after the warm-up and reports the best, with every round listed.
+// serve runs S concurrent greedy streams through the server's engine (S slots) for each S of --streams.
 // Without --model, the Lite-shaped model (cli/configs/lite-shaped.json, bf16) is written to the temp directory once.
-if (args.Length == 0 || args[0] is not ("infer" or "train"))
+if (args.Length == 0 || args[0] is not ("infer" or "train" or "serve"))
 {
-    Console.Error.WriteLine("usage: Tune.Bench infer|train [options]  (see bench/Program.cs)");
+    Console.Error.WriteLine("usage: Tune.Bench infer|train|serve [options]  (see bench/Program.cs)");
     return 2;
 }
 var options = new Dictionary<string, string>();
@@ -30,6 +32,13 @@ int repeat = int.Parse(Option("repeat", "1"));
 if (args[0] == "infer" && options.TryGetValue("gguf", out string? gguf))
 {
     Console.WriteLine(InferenceBenchmark.RunGguf(gguf, runtime, threads, int.Parse(Option("prefill", "256")), int.Parse(Option("decode", "32")), repeat));
+    return 0;
+}
+if (args[0] == "serve")
+{
+    string served = options.TryGetValue("gguf", out string? file) ? file : options.TryGetValue("model", out string? dir) ? dir : LiteShaped();
+    int[] streams = Option("streams", "1,4,16").Split(',').Select(int.Parse).ToArray();
+    Console.WriteLine(ServeThroughputBenchmark.Run(served, runtime, threads, streams, int.Parse(Option("tokens", "32")), int.Parse(Option("ctx", "512"))));
     return 0;
 }
 string model = options.TryGetValue("model", out string? given) ? given : LiteShaped();

@@ -39,10 +39,11 @@ public sealed class DecoderLayer : ExplicitModule
     public MoeLayer? Moe => _moe;
 
     /// <summary>No dispose scope of its own: the caller's scope collects the few [B, T, D] temporaries, and a balance
-    /// loss added to <paramref name="auxLosses"/> lands in the caller's scope too.</summary>
-    public Tensor Forward(Tensor h, LatentCache? cache, Tensor? mask, List<Tensor>? auxLosses)
+    /// loss added to <paramref name="auxLosses"/> lands in the caller's scope too. <paramref name="caches"/> as in
+    /// <see cref="MlaAttention.Forward"/>.</summary>
+    public Tensor Forward(Tensor h, IReadOnlyList<LatentCache>? caches, Tensor? mask, List<Tensor>? auxLosses)
     {
-        h = h + _attention.Forward(_inputNorm.Forward(h), _index, cache, mask);
+        h = h + _attention.Forward(_inputNorm.Forward(h), _index, caches, mask);
         Tensor x = _postAttentionNorm.Forward(h);
         return h + (_moe is not null ? _moe.Forward(x, auxLosses) : _dense!.Forward(x));
     }

@@ -54,28 +54,48 @@ public sealed class MlaAttention : ExplicitModule
     }
 
     /// <summary>
-    /// x [B, T, D] at positions cache.Length… (0… without a cache). <paramref name="mask"/> (bool, true = may attend,
-    /// broadcastable to [B, 1, T, keys]) replaces the causal mask, e.g. to keep packed documents apart.
+    /// x [B, T, D]. Without caches, positions start at 0 and attention is causal; <paramref name="mask"/> (bool,
+    /// true = may attend, broadcastable to [B, 1, T, keys]) replaces the causal mask, e.g. to keep packed documents
+    /// apart. With <paramref name="caches"/>, consecutive rows of x continue the caches in order (cache i holds its
+    /// Batch rows), each at positions Length… of its own cache; a mask then needs a single cache.
     /// </summary>
-    public Tensor Forward(Tensor x, int layer, LatentCache? cache, Tensor? mask = null)
+    public Tensor Forward(Tensor x, int layer, IReadOnlyList<LatentCache>? caches, Tensor? mask = null)
     {
+        if (mask is not null && caches is { Count: > 1 }) throw new ArgumentException("a mask applies to the keys of a single cache");
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        long start = cache?.Length ?? 0;
 
         Tensor q = (_qProj is not null ? _qProj.Forward(x) : _qBProj!.Forward(_qANorm!.Forward(_qAProj!.Forward(x))))
             .view(b, t, _heads, _nope + _ropeDim).transpose(1, 2);
         Tensor qNope = q.narrow(-1, 0, _nope);
         Tensor kva = _kvAProj.Forward(x);
         Tensor latent = _kvANorm.Forward(kva.narrow(-1, 0, _rank));
-        (Tensor cos, Tensor sin) = _rope.Angles(start, t, x.device);
-        Tensor qRope = YarnRope.Apply(q.narrow(-1, _nope, _ropeDim), cos, sin);
+        (Tensor cos, Tensor sin) = Angles(caches, t, x.device);
+        Tensor qRope = YarnRope.Apply(q.narrow(-1, _nope, _ropeDim), cos.unsqueeze(-3), sin.unsqueeze(-3));
         Tensor kRope = YarnRope.Apply(kva.narrow(-1, _rank, _ropeDim), cos, sin);
 
-        Tensor o = cache is null
+        Tensor o = caches is null
             ? Naive(qNope, qRope, latent, kRope, mask)
-            : Absorbed(qNope, qRope, cache.Append(layer, latent, kRope), start, mask);
+            : Absorbed(qNope, qRope, latent, kRope, layer, caches, mask);
         return _oProj.Forward(o.transpose(1, 2).reshape(b, t, (long)_heads * _v)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// cos and sin of the rows' positions: [T, dr/2] when all rows share them, else [B, T, dr/2] with each cache's
+    /// rows from that cache's length on.
+    /// </summary>
+    private (Tensor Cos, Tensor Sin) Angles(IReadOnlyList<LatentCache>? caches, long t, Device device)
+    {
+        if (caches is null) return _rope.Angles(0, t, device);
+        if (caches.Count == 1) return _rope.Angles(caches[0].Length, t, device);
+        var cos = new Tensor[caches.Count];
+        var sin = new Tensor[caches.Count];
+        for (int i = 0; i < caches.Count; i++)
+        {
+            (Tensor c, Tensor s) = _rope.Angles(caches[i].Length, t, device);
+            (cos[i], sin[i]) = (c.expand(caches[i].Batch, t, -1), s.expand(caches[i].Batch, t, -1));
+        }
+        return (cat(cos, 0), cat(sin, 0));
     }
 
     /// <summary>Training form: per-head k = [k_nope ; k_pe] and v, then scaled dot-product attention.</summary>
@@ -93,14 +113,12 @@ public sealed class MlaAttention : ExplicitModule
     }
 
     /// <summary>
-    /// Inference form over the cached latents: score = (W_UKᵀ q_nope)·ĉ + q_pe·k_pe, output = W_UV (Σ p ĉ).
+    /// Inference form over the cached latents: score = (W_UKᵀ q_nope)·ĉ + q_pe·k_pe, output = W_UV (Σ p ĉ). The
+    /// absorbed W_UK and W_UV multiply all rows at once; scores and mixing run per cache, over its own tokens.
     /// </summary>
-    private Tensor Absorbed(Tensor qNope, Tensor qRope, (Tensor Latent, Tensor KeyRope) cached, long start, Tensor? mask)
+    private Tensor Absorbed(Tensor qNope, Tensor qRope, Tensor latent, Tensor kRope, int layer, IReadOnlyList<LatentCache> caches,
+        Tensor? mask)
     {
-        long t = qNope.shape[2];
-        Tensor latents = cached.Latent.unsqueeze(1);                  // [B, 1, S, r]
-        Tensor keyRope = cached.KeyRope.unsqueeze(1);                 // [B, 1, S, dr]
-        long keys = latents.shape[2];
         // A LoRA adapter on kv_b_proj changes both halves, which only the dense form includes.
         AbsorbedKv? halves = _kvBProj.HasLora ? null : _absorbedKv;
         Tensor? kvB = halves is null ? _kvBProj.EffectiveWeight().view(_heads, _nope + _v, _rank) : null;
@@ -108,16 +126,37 @@ public sealed class MlaAttention : ExplicitModule
         Tensor qLatent = halves is null                               // [B, H, T, r]
             ? matmul(qNope, kvB!.narrow(1, 0, _nope))                 // W_UK [H, dn, r]
             : AbsorbedKv.PerHead(halves.Keys, qNope);
+        var mixed = new Tensor[caches.Count];                         // [Bi, H, T, r] each
+        long row = 0;
+        for (int i = 0; i < caches.Count; i++)
+        {
+            LatentCache cache = caches[i];
+            long n = cache.Batch;
+            (Tensor latents, Tensor keyRope) = cache.Append(layer, latent.narrow(0, row, n), kRope.narrow(0, row, n));
+            mixed[i] = Attend(qLatent.narrow(0, row, n), qRope.narrow(0, row, n), latents.unsqueeze(1), keyRope.unsqueeze(1),
+                cache.Length, mask);
+            row += n;
+        }
+        Tensor all = mixed.Length == 1 ? mixed[0] : cat(mixed, 0);
+        return halves is null                                         // [B, H, T, dv]
+            ? matmul(all, kvB!.narrow(1, _nope, _v).transpose(-1, -2))     // W_UV [H, dv, r]
+            : AbsorbedKv.PerHead(halves.Values, all);
+    }
+
+    /// <summary>
+    /// softmax(scale·(q_lat·ĉᵀ + q_pe·k_peᵀ))·ĉ for queries at positions start… over latents [B, 1, S, r] and rope
+    /// keys [B, 1, S, dr], causal (and <paramref name="mask"/>).
+    /// </summary>
+    private Tensor Attend(Tensor qLatent, Tensor qRope, Tensor latents, Tensor keyRope, long start, Tensor? mask)
+    {
+        long t = qLatent.shape[2], keys = latents.shape[2];
         Tensor scores = (matmul(qLatent, latents.transpose(-1, -2)) + matmul(qRope, keyRope.transpose(-1, -2)))
             .to(ScalarType.Float32) * _rope.SoftmaxScale;
         Tensor allowed = arange(keys, device: scores.device).unsqueeze(0)
             .le(arange(start, start + t, device: scores.device).unsqueeze(1));   // [T, S]
         if (mask is not null) allowed = allowed.logical_and(mask);
         Tensor probs = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity)
-            .softmax(-1).to(qNope.dtype);
-        Tensor mixed = matmul(probs, latents);                        // [B, H, T, r]
-        return halves is null                                         // [B, H, T, dv]
-            ? matmul(mixed, kvB!.narrow(1, _nope, _v).transpose(-1, -2))   // W_UV [H, dv, r]
-            : AbsorbedKv.PerHead(halves.Values, mixed);
+            .softmax(-1).to(qLatent.dtype);
+        return matmul(probs, latents);
     }
 }

@@ -39,7 +39,7 @@ public sealed class TextGenerator(DeepSeekV2ForCausalLM model)
     {
         using var scope = NewDisposeScope();
         Tensor input = tensor(ids, dtype: ScalarType.Int64).unsqueeze(0);
-        Tensor logits = model.Forward(input, cache);
-        return logits[0, -1].cpu().data<float>().ToArray();
+        Tensor logits = model.Forward(input, cache, lastPositionOnly: true);
+        return logits[0, 0].cpu().data<float>().ToArray();
     }
 }

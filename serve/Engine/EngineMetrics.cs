@@ -3,7 +3,7 @@ namespace Tune.Serve.Engine;
 /// <summary>Running totals the engine's worker adds to and /metrics reads; all updates are atomic.</summary>
 public sealed class EngineMetrics
 {
-    private long _requests, _promptTokens, _cachedPromptTokens, _predictedTokens, _promptTicks, _decodeTicks;
+    private long _requests, _promptTokens, _cachedPromptTokens, _predictedTokens, _promptTicks, _decodeTicks, _decodePasses, _decodedRows;
 
     public long Requests => Interlocked.Read(ref _requests);
 
@@ -15,6 +15,12 @@ public sealed class EngineMetrics
     public TimeSpan PromptTime => TimeSpan.FromTicks(Interlocked.Read(ref _promptTicks));
     public TimeSpan DecodeTime => TimeSpan.FromTicks(Interlocked.Read(ref _decodeTicks));
 
+    /// <summary>Batched decode forward passes; <see cref="DecodedRows"/> / passes is the mean batch size.</summary>
+    public long DecodePasses => Interlocked.Read(ref _decodePasses);
+
+    /// <summary>Tokens decoded by those passes, one per slot in each.</summary>
+    public long DecodedRows => Interlocked.Read(ref _decodedRows);
+
     internal void Add(GenerationSummary s)
     {
         Interlocked.Increment(ref _requests);
@@ -23,5 +29,11 @@ public sealed class EngineMetrics
         Interlocked.Add(ref _predictedTokens, s.Tokens.Count);
         Interlocked.Add(ref _promptTicks, s.PromptTime.Ticks);
         Interlocked.Add(ref _decodeTicks, s.DecodeTime.Ticks);
+    }
+
+    internal void AddDecodePass(int rows)
+    {
+        Interlocked.Increment(ref _decodePasses);
+        Interlocked.Add(ref _decodedRows, rows);
     }
 }

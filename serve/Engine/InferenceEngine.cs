@@ -9,9 +9,11 @@ namespace Tune.Serve.Engine;
 /// <summary>
 /// Runs generation requests on N slots from one worker thread (libtorch's grad mode and dispose scopes are per
 /// thread, and one thread owns the model so adapter switches never race a forward pass). Each round admits waiting
-/// requests into free slots (prefill, reusing the longest cached prompt prefix) and then advances every busy slot by
-/// one token, so concurrent requests share the model token by token. Slots are stepped one after another, not yet
-/// as one batched forward pass.
+/// requests into free slots (prefill, one request at a time, reusing the longest cached prompt prefix) and then
+/// advances every busy slot by one token with continuous batching: the pending tokens of all slots on the same
+/// adapter go through one forward pass, each row at its own position in its own slot's latent cache, so quantised
+/// weights are read once per round rather than once per slot. Requests join and leave the batch between rounds;
+/// sampling, stop strings and limits stay per request.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
@@ -75,15 +77,19 @@ public sealed class InferenceEngine : IDisposable
         while (!_stop.IsCancellationRequested)
         {
             Admit();
-            var busy = _slots.Where(s => s.Active is not null)
-                .OrderBy(s => s.Adapter == _served.ActiveAdapter ? 0 : 1).ThenBy(s => s.Adapter, StringComparer.Ordinal).ToList();
-            if (busy.Count == 0)
+            foreach (Slot slot in _slots.Where(s => s.Active?.Request.Cancel.IsCancellationRequested == true))
+                Guarded(slot, () => Finish(slot, FinishReason.Cancelled));
+            // One batch per adapter, the attached one first so a round switches adapters as rarely as possible.
+            var batches = _slots.Where(s => s.Active is not null).GroupBy(s => s.Adapter)
+                .OrderBy(g => g.Key == _served.ActiveAdapter ? 0 : 1).ThenBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => g.ToList()).ToList();
+            if (batches.Count == 0)
             {
                 try { _wake.Wait(_stop.Token); }
                 catch (OperationCanceledException) { break; }
                 continue;
             }
-            foreach (Slot slot in busy) Guarded(slot, () => Step(slot));
+            foreach (List<Slot> batch in batches) Step(batch);
         }
         foreach (Slot slot in _slots.Where(s => s.Active is not null)) Finish(slot, FinishReason.Cancelled);
         while (_waiting.TryDequeue(out GenerationRequest? request)) request.Writer.TryComplete();
@@ -120,24 +126,55 @@ public sealed class InferenceEngine : IDisposable
         var generation = new ActiveGeneration(request, _served.Tokenizer, reuse);
         slot.Active = generation;
         slot.KeepPrefix(reuse, request.Adapter);
-        float[] logits = Forward(slot, request.Prompt.AsSpan(reuse), request.Adapter);
+        float[] logits = LastLogits([slot], request.Prompt[reuse..].Select(id => (long)id).ToArray());
+        slot.Appended(request.Prompt.AsSpan(reuse));
         generation.PromptTime = generation.Clock.Elapsed;
         Emit(slot, Sample(generation, logits));
     }
 
-    private void Step(Slot slot)
+    /// <summary>
+    /// One decode step for <paramref name="batch"/> (slots on one adapter) in a single forward pass. When that pass
+    /// fails, the slots are stepped one by one so that only a request that fails alone ends (a failed pass leaves
+    /// every cache as it was).
+    /// </summary>
+    private void Step(List<Slot> batch)
     {
-        ActiveGeneration generation = slot.Active!;
-        if (generation.Request.Cancel.IsCancellationRequested)
+        float[] logits;
+        try
         {
-            Finish(slot, FinishReason.Cancelled);
+            logits = LastLogits(batch, batch.Select(s => (long)s.Active!.Pending).ToArray());
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (batch.Count == 1) Fail(batch[0], e);
+            else foreach (Slot slot in batch) Step([slot]);
             return;
         }
-        Emit(slot, Sample(generation, Forward(slot, [generation.Pending], generation.Request.Adapter)));
+        Metrics.AddDecodePass(batch.Count);
+        int vocab = logits.Length / batch.Count;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            Slot slot = batch[i];
+            int row = i;
+            slot.Appended([slot.Active!.Pending]);
+            Guarded(slot, () => Emit(slot, Sample(slot.Active!, logits.AsSpan(row * vocab, vocab))));
+        }
     }
 
-    private int Sample(ActiveGeneration generation, float[] logits) =>
-        generation.Sampler.Next(logits.AsSpan(0, Math.Min(_served.Tokenizer.VocabSize, logits.Length)));
+    /// <summary>
+    /// Logits of the last position of each row of <paramref name="ids"/> (the slots' rows one after another, the same
+    /// count each), row i continuing slot i's cache, under the slots' adapter: [rows × vocab].
+    /// </summary>
+    private float[] LastLogits(IReadOnlyList<Slot> slots, long[] ids)
+    {
+        _served.Activate(slots[0].Adapter);
+        using var scope = NewDisposeScope();
+        Tensor input = tensor(ids).view(slots.Count, -1);
+        return _served.Model.Forward(input, slots.Select(s => s.Cache).ToList(), lastPositionOnly: true).cpu().data<float>().ToArray();
+    }
+
+    private int Sample(ActiveGeneration generation, ReadOnlySpan<float> logits) =>
+        generation.Sampler.Next(logits[..Math.Min(_served.Tokenizer.VocabSize, logits.Length)]);
 
     private void Emit(Slot slot, int token)
     {
@@ -151,7 +188,9 @@ public sealed class InferenceEngine : IDisposable
         string text = generation.Stops.Append(generation.Decoder.Append(token));
         if (text.Length > 0) generation.Request.Writer.TryWrite(new TextDelta(text));
         if (generation.Stops.StopWord is not null) Finish(slot, FinishReason.StopString);
-        else if (generation.Generated.Count >= generation.Request.MaxTokens || slot.Cache.Length >= Context) Finish(slot, FinishReason.Length);
+        // The context holds prompt and generated tokens together (--ctx).
+        else if (generation.Generated.Count >= generation.Request.MaxTokens || generation.Request.Prompt.Length + generation.Generated.Count >= Context)
+            Finish(slot, FinishReason.Length);
         else generation.Pending = token;
     }
 
@@ -179,25 +218,19 @@ public sealed class InferenceEngine : IDisposable
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            ActiveGeneration? generation = slot.Active;
-            slot.Active = null;
-            slot.KeepPrefix(0, null);
-            if (generation is null) return;
-            Interlocked.Decrement(ref _busy);
-            generation.Request.Writer.TryWrite(new GenerationFailed(e.Message));
-            generation.Request.Writer.TryComplete();
+            Fail(slot, e);
         }
     }
 
-    private float[] Forward(Slot slot, ReadOnlySpan<int> ids, string? adapter)
+    private void Fail(Slot slot, Exception e)
     {
-        _served.Activate(adapter);
-        using var scope = NewDisposeScope();
-        var data = new long[ids.Length];
-        for (int i = 0; i < ids.Length; i++) data[i] = ids[i];
-        Tensor logits = _served.Model.Forward(tensor(data, dtype: ScalarType.Int64).unsqueeze(0), slot.Cache);
-        slot.Appended(ids);
-        return logits[0, -1].cpu().data<float>().ToArray();
+        ActiveGeneration? generation = slot.Active;
+        slot.Active = null;
+        slot.KeepPrefix(0, null);
+        if (generation is null) return;
+        Interlocked.Decrement(ref _busy);
+        generation.Request.Writer.TryWrite(new GenerationFailed(e.Message));
+        generation.Request.Writer.TryComplete();
     }
 
     public void Dispose()

@@ -14,7 +14,8 @@ namespace Tune.Tests.Gguf;
 /// </summary>
 public static class GgufModels
 {
-    private static readonly ConcurrentDictionary<(DeepSeekV2Config, string), Lazy<string>> Files = new();
+    private static readonly ConcurrentDictionary<DeepSeekV2Config, Lazy<string>> Converted = new();
+    private static readonly ConcurrentDictionary<(string F32, string Mix), Lazy<string>> Quantised = new();
 
     /// <summary>Peaked distributions, for greedy continuations.</summary>
     public static DeepSeekV2Config Peaked { get; } = QuantizeModels.Shaped with { InitializerRange = 0.2 };
@@ -25,13 +26,16 @@ public static class GgufModels
     /// </summary>
     public static DeepSeekV2Config Calm => QuantizeModels.Shaped;
 
-    public static string F32(DeepSeekV2Config config) => Files.GetOrAdd((config, "f32"), key => new Lazy<string>(() =>
-        ConvertModels.Convert(ConvertModels.Checkpoint(key.Item1), $"gguf-{Guid.NewGuid():N}-f32.gguf", GgmlType.F32))).Value;
+    public static string F32(DeepSeekV2Config config) => Converted.GetOrAdd(config, c => new Lazy<string>(() =>
+        ConvertModels.Convert(ConvertModels.Checkpoint(c), $"gguf-{Guid.NewGuid():N}-f32.gguf", GgmlType.F32))).Value;
 
-    public static string Quantise(DeepSeekV2Config config, QuantizationMix mix) => Files.GetOrAdd((config, mix.Name), _ => new Lazy<string>(() =>
+    public static string Quantise(DeepSeekV2Config config, QuantizationMix mix) => Quantise(F32(config), mix);
+
+    /// <summary>`tune quantize` of an f32 file, once per file and mix.</summary>
+    public static string Quantise(string f32, QuantizationMix mix) => Quantised.GetOrAdd((f32, mix.Name), _ => new Lazy<string>(() =>
     {
         string path = Path.Combine(ConvertModels.Root, $"gguf-{Guid.NewGuid():N}-{mix.Name}.gguf");
-        using var q = GgufQuantization.Prepare(new QuantizeOptions(F32(config), path, mix) { Threads = 2 });
+        using var q = GgufQuantization.Prepare(new QuantizeOptions(f32, path, mix) { Threads = 2 });
         q.Write();
         return path;
     })).Value;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Tune.Formats;
 using Tune.Model;
 using Tune.Quantize;
@@ -6,24 +5,26 @@ using Tune.Serve.Gguf;
 using Tune.Tests.Convert;
 using Tune.Tests.Quantize;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace Tune.Tests.Gguf;
 
 /// <summary>
-/// Quantised files of <see cref="QuantizeModels.Shaped"/> run by the graph with the quantised kernels and by
-/// llama.cpp (node-llama-cpp, oracle/logits.mjs) on the same file. On <see cref="GgufModels.Calm"/>, at the first
-/// position, the q8_0 and q4_0 products (activations rounded to Q8_0 as llama.cpp's CPU backend rounds them) give
-/// llama.cpp's logits to 1e-4. On <see cref="GgufModels.Peaked"/>, along Tune's greedy continuation of 32 tokens
-/// (llama.cpp evaluates the prompt plus Tune's tokens in one batch) the distributions stay close and llama.cpp's
-/// argmax is Tune's next token at nearly every step.
-/// Why not exactly: fed llama.cpp's own inputs (its intermediate tensors, dumped through libllama's eval callback),
+/// Quantised files of <see cref="QuantizeModels.Shaped"/> (random weights) run by the graph with the quantised kernels
+/// and by llama.cpp (node-llama-cpp, oracle/logits.mjs) on the same file: the sensitive checks, which measure how
+/// close the two engines are. On <see cref="GgufModels.Calm"/>, at the first position, the q8_0 and q4_0 products
+/// (activations rounded to Q8_0 as llama.cpp's CPU backend rounds them) give llama.cpp's logits to 1e-4. On
+/// <see cref="GgufModels.Peaked"/>, along Tune's greedy continuation of 32 tokens (llama.cpp evaluates the prompt plus
+/// Tune's tokens in one batch) the distributions stay close and llama.cpp's argmax is Tune's next token at nearly
+/// every step. That the greedy continuations are equal, exactly, is <see cref="TrainedModelParityTests"/>' claim, on
+/// a model trained to be confident as real fine-tunes are.
+/// Why not exactly here: fed llama.cpp's own inputs (its intermediate tensors, dumped through libllama's eval callback),
 /// each of Tune's layers gives llama.cpp's output to ~1e-5, attention included, except for an occasional row that is
 /// off by ~1e-2. Those are activations that sit within a few ulps of a Q8_0/Q8_K rounding boundary (measured: 2e-6 of
 /// a level) before a quantised product, mostly the 10944- and 2816-wide SwiGLU outputs entering ffn_down: Tune's
 /// float sums and SiLU differ from ggml's SIMD kernels in the last bit, the level flips, and attention carries the
 /// flipped row into every later position (hence the ~0.15 logit from position 1 on), nine random layers amplifying
-/// it. Only bit-identical float arithmetic before every rounding would remove it.
+/// it; and a random model's near-uniform distribution makes argmax a near-tie that such a logit decides. Only
+/// bit-identical float arithmetic before every rounding would remove it.
 /// Loading must keep the blocks mapped: the process's anonymous memory grows by far less than the weights would
 /// take in f32.
 /// </summary>
@@ -53,7 +54,7 @@ public sealed class QuantisedGgufTests(ITestOutputHelper output)
         string gguf = GgufModels.Quantise(GgufModels.Calm, QuantizationMix.Parse(mix));
         float[][] tune;
         using (var loaded = GgufModel.Load(gguf, TorchRuntime.Cpu, threads: 2))
-            tune = Logits(loaded.Model, Prompt);
+            tune = GreedyDecoding.Logits(loaded.Model, Prompt);
         float[][] llama = LlamaCppLogits.Evaluate([new LlamaCppLogits.Job(gguf, Prompt)], GgufModels.Calm.VocabSize)[0];
         double[] dLogit = tune.Zip(llama, (a, b) => a.Zip(b, (x, y) => (double)Math.Abs(x - y)).Max()).ToArray();
         output.WriteLine($"{mix}: max |Δlogit| by position {string.Join(" ", dLogit.Select(d => d.ToString("E1")))} (largest |logit| {tune[0].Max(Math.Abs):F2})");
@@ -69,8 +70,8 @@ public sealed class QuantisedGgufTests(ITestOutputHelper output)
         float[][] tune;
         using (var loaded = GgufModel.Load(gguf, TorchRuntime.Cpu, threads: 2))
         {
-            sequence = [.. Prompt, .. Greedy(loaded.Model, Prompt, Continuation)];
-            tune = Logits(loaded.Model, sequence[..^1]);
+            sequence = [.. Prompt, .. GreedyDecoding.Run(loaded.Model, Prompt, Continuation).Tokens];
+            tune = GreedyDecoding.Logits(loaded.Model, sequence[..^1]);
         }
         float[][] llama = LlamaCppLogits.Evaluate([new LlamaCppLogits.Job(gguf, sequence[..^1])], GgufModels.Peaked.VocabSize)[0];
 
@@ -78,8 +79,8 @@ public sealed class QuantisedGgufTests(ITestOutputHelper output)
         int agreeing = 0;
         for (int t = Prompt.Length - 1; t < sequence.Length - 1; t++)
         {
-            if (ArgMax(llama[t]) == sequence[t + 1]) agreeing++;
-            double[] p = Softmax(tune[t]), q = Softmax(llama[t]);
+            if (GreedyDecoding.ArgMax(llama[t]) == sequence[t + 1]) agreeing++;
+            double[] p = GreedyDecoding.Softmax(tune[t]), q = GreedyDecoding.Softmax(llama[t]);
             for (int v = 0; v < p.Length; v++)
             {
                 worstDp = Math.Max(worstDp, Math.Abs(p[v] - q[v]));
@@ -106,7 +107,7 @@ public sealed class QuantisedGgufTests(ITestOutputHelper output)
         using GgufFile file = GgufFile.Open(gguf);
         // The weights alone: the tokenizer's tables (~30 MB of managed strings) are not what this measures.
         using var model = new DeepSeekV2ForCausalLM(new GgufWeights(file, TorchRuntime.Cpu, threads: 2));
-        Greedy(model, Prompt, 2);
+        GreedyDecoding.Run(model, Prompt, 2);
         long anonGrowth = AnonymousResidentBytes() - anonBefore, managedGrowth = GC.GetTotalMemory(forceFullCollection: true) - managedBefore;
         output.WriteLine($"f32 file {f32Bytes / 1e6:F1} MB, q4_k_m file {new FileInfo(gguf).Length / 1e6:F1} MB; after load and a forward pass: " +
                          $"anonymous resident memory +{anonGrowth / 1e6:F1} MB, managed heap +{managedGrowth / 1e6:F1} MB");
@@ -120,43 +121,5 @@ public sealed class QuantisedGgufTests(ITestOutputHelper output)
     {
         string line = File.ReadLines("/proc/self/status").Single(l => l.StartsWith("RssAnon:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-    }
-
-    /// <summary>Greedy decoding with the latent cache, as the server runs it, without stopping at EOS.</summary>
-    private static int[] Greedy(DeepSeekV2ForCausalLM model, int[] prompt, int count)
-    {
-        using var grad = no_grad();
-        using var cache = new LatentCache(model.Config, 1, prompt.Length + count, model.Runtime);
-        var produced = new List<int>();
-        long[] input = prompt.Select(i => (long)i).ToArray();
-        for (int i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            float[] logits = model.Forward(tensor(input).unsqueeze(0), cache)[0, -1].data<float>().ToArray();
-            int next = ArgMax(logits);
-            produced.Add(next);
-            input = [next];
-        }
-        return [.. produced];
-    }
-
-    /// <summary>Logits at every position, evaluated in one batch through the latent cache (the absorbed form, as llama.cpp runs it).</summary>
-    private static float[][] Logits(DeepSeekV2ForCausalLM model, int[] ids)
-    {
-        using var grad = no_grad();
-        using var cache = new LatentCache(model.Config, 1, ids.Length, model.Runtime);
-        using var scope = NewDisposeScope();
-        Tensor logits = model.Forward(tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0), cache)[0];
-        return Enumerable.Range(0, ids.Length).Select(t => logits[t].data<float>().ToArray()).ToArray();
-    }
-
-    private static int ArgMax(float[] v) => Array.IndexOf(v, v.Max());
-
-    private static double[] Softmax(float[] logits)
-    {
-        double max = logits.Max();
-        double[] e = logits.Select(l => Math.Exp(l - max)).ToArray();
-        double sum = e.Sum();
-        return e.Select(x => x / sum).ToArray();
     }
 }

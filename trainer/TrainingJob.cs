@@ -24,7 +24,8 @@ public sealed record TrainingResult(string AdapterDirectory, double LossBefore, 
 /// train themselves and are written as esft_experts.safetensors + expert_cfg.json.
 /// Given the collectives of more than one rank (mpirun), it is one rank of an expert-parallel run: the model is loaded
 /// with this rank's block of routed experts, train.batch_size is per rank, only rank 0 logs and writes the outputs, and
-/// the adapter it writes is gathered from all ranks into the file one process with batch ranks × batch_size writes.
+/// the adapter and ESFT expert weights it writes are gathered from all ranks into the files one process with batch
+/// ranks × batch_size writes.
 /// </summary>
 public static class TrainingJob
 {
@@ -42,12 +43,13 @@ public static class TrainingJob
         using var checkpoint = CheckpointDirectory.Open(recipe.Model.Path);
         ExpertConfig? esft = recipe.Esft.Enabled ? SelectExperts(recipe.Esft, checkpoint.Config, log) : null;
         ExpertConfig? fullExperts = recipe.Esft.Mode == EsftMode.Full ? esft : null;
-        if (parallel && fullExperts is not null)
-            throw new ArgumentException($"esft.mode: full trains whole experts, which expert parallelism does not gather yet ({collectives!.Size} ranks); " +
-                                        "use esft.mode: lora, or train in one process");
         if (parallel && recipe.Train.FimExactMatch > 0)
             throw new ArgumentException("train.fim_exact_match: generation does not run expert-parallel yet; set it to 0, or train in one process");
-        ExpertSharding? sharding = parallel ? ExpertSharding.For(collectives!, checkpoint.Config) : null;
+        // Timed, so that every step reports the share of it spent communicating.
+        TimedCollectives? timed = parallel ? new TimedCollectives(collectives!) : null;
+        ExpertSharding? sharding = timed is null ? null : ExpertSharding.For(timed, checkpoint.Config);
+        // Each rank trains, checkpoints and restores the selected experts it holds; the output gathers them all.
+        ExpertConfig? heldExperts = sharding is null ? fullExperts : fullExperts?.HeldBy(sharding.Owns);
         HashSet<string> fullWeights = fullExperts is null ? [] : EsftExpertWeights.TensorNames(fullExperts).ToHashSet(StringComparer.Ordinal);
         bool Trainable(string name) => recipe.Lora.TrainRouter && name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal)
                                        || fullWeights.Contains(name);
@@ -69,7 +71,7 @@ public static class TrainingJob
             esft?.Save(Path.Combine(recipe.Output.Dir, ExpertConfig.FileName));
         }
         IReadOnlyList<FimCase> fimCases = await FimCasesAsync(recipe, data, cancel);
-        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, fullExperts, collectives);
+        var trainer = new LoraTrainer(recipe, model, lora, data.Train, data.Eval, log, heldExperts, timed);
         PackedDataset measured = data.Eval ?? data.Train;
         // Every rank evaluates (the sharded layers need all of them) the same rows, so every rank gets the same loss.
         double before = trainer.Evaluate(measured);
@@ -84,7 +86,11 @@ public static class TrainingJob
             if (sharding is null) PeftAdapter.Save(model, lora, recipe.Output.Dir, recipe.Model.Path);
             else GatheredAdapter.Save(model, lora, sharding, recipe.Output.Dir, recipe.Model.Path);
         }
-        if (fullExperts is not null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);
+        if (fullExperts is not null)
+        {
+            if (sharding is null) EsftExpertWeights.Save(model, fullExperts, recipe.Output.Dir);
+            else GatheredExpertWeights.Save(model, fullExperts, sharding, recipe.Output.Dir);
+        }
         log.WriteLine($"{(data.Eval is null ? "train" : "eval")} loss {before:F4} → {after:F4}; adapter in {recipe.Output.Dir}");
         if (fimBefore is not null && fimAfter is not null)
         {

@@ -17,6 +17,9 @@ public static class EsftExpertWeights
 
     private static readonly string[] Projections = ["gate_proj", "up_proj", "down_proj"];
 
+    /// <summary>The routed expert a name of <see cref="TensorNames"/> belongs to.</summary>
+    public static int ExpertOf(string tensorName) => int.Parse(tensorName.Split('.')[5], System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Checkpoint names of the weights ESFT trains for <paramref name="config"/>.</summary>
     public static IEnumerable<string> TensorNames(ExpertConfig config) =>
         from kv in config.Experts.OrderBy(kv => kv.Key)
@@ -24,13 +27,16 @@ public static class EsftExpertWeights
         from projection in Projections
         select $"model.layers.{kv.Key}.mlp.experts.{expert}.{projection}.weight";
 
-    public static void Save(DeepSeekV2ForCausalLM model, ExpertConfig config, string directory)
+    public static void Save(DeepSeekV2ForCausalLM model, ExpertConfig config, string directory) =>
+        Write(Parameters(model, config, directory), config, directory);
+
+    /// <summary>Writes <paramref name="weights"/>, which holds a tensor for each of <see cref="TensorNames"/>, in that order.</summary>
+    public static void Write(IReadOnlyDictionary<string, Tensor> weights, ExpertConfig config, string directory)
     {
-        Dictionary<string, Tensor> parameters = Parameters(model, config, directory);
-        var sources = TensorNames(config).Select(name => new TensorSource(name, DType.F32, parameters[name].shape, bytes =>
+        var sources = TensorNames(config).Select(name => new TensorSource(name, DType.F32, weights[name].shape, bytes =>
         {
             using var scope = NewDisposeScope();
-            float[] data = parameters[name].detach().cpu().to(ScalarType.Float32).data<float>().ToArray();
+            float[] data = weights[name].detach().cpu().to(ScalarType.Float32).data<float>().ToArray();
             MemoryMarshal.AsBytes(data.AsSpan()).CopyTo(bytes);
         })).ToList();
         Directory.CreateDirectory(directory);

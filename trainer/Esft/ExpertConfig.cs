@@ -25,6 +25,11 @@ public sealed record ExpertConfig(IReadOnlyDictionary<int, int[]> Experts)
 
     public bool Contains(int layer, int expert) => Experts.TryGetValue(layer, out int[]? ids) && ids.Contains(expert);
 
+    /// <summary>The experts among these that <paramref name="holds"/> says are here (one rank's share); layers left without any are dropped.</summary>
+    public ExpertConfig HeldBy(Func<int, bool> holds) =>
+        new(new SortedDictionary<int, int[]>(Experts.Select(kv => (kv.Key, Ids: kv.Value.Where(holds).ToArray()))
+            .Where(l => l.Ids.Length > 0).ToDictionary(l => l.Key, l => l.Ids)));
+
     /// <summary>
     /// Per layer, experts by descending score (ties: lower id first) until their cumulative score reaches
     /// <paramref name="topP"/>; at least one per layer. Ids are listed ascending.

@@ -50,6 +50,15 @@ public sealed class DataParallelRank
         return t.item<double>();
     }
 
+    /// <summary>Every rank's <paramref name="value"/>, by rank.</summary>
+    public double[] Gather(double value)
+    {
+        using Tensor t = zeros(Ranks, ScalarType.Float64);
+        using (Tensor mine = t[Rank]) mine.fill_(value);
+        _collectives.AllReduceSum(t);
+        return t.data<double>().ToArray();
+    }
+
     /// <summary>
     /// Sums the replicated parameters' gradients over ranks, in one flat float32 buffer (one collective). A parameter
     /// without a gradient anywhere keeps none, as in a single process, where the optimiser then skips it.

@@ -4,8 +4,11 @@ using static TorchSharp.torch;
 
 namespace Tune.Trainer.Parallel;
 
-/// <summary>Passes every call on and adds its wall time to <see cref="Elapsed"/>: the communication share of a step.</summary>
-internal sealed class TimedCollectives(ICollectives inner) : ICollectives
+/// <summary>
+/// Passes every call on and adds its wall time to <see cref="Elapsed"/>: the communication share of a step. The time
+/// includes waiting inside a collective for a slower rank, so it is what a rank loses to communication, not transfer time.
+/// </summary>
+public sealed class TimedCollectives(ICollectives inner) : ICollectives
 {
     public TimeSpan Elapsed { get; private set; }
 

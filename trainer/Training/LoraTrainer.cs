@@ -36,19 +36,28 @@ public sealed class LoraTrainer
     private readonly ExpertConfig? _fullExperts;
     private readonly bool _savesPeftAdapter;
     private readonly DataParallelRank? _parallel;
+    private readonly TimedCollectives? _communication;
 
-    /// <param name="fullExperts">The routed experts trained in full (ESFT full mode), saved and restored with each checkpoint.</param>
-    /// <param name="collectives">The ranks of an expert-parallel run (the model loaded sharded over them); null: one process.</param>
+    /// <param name="fullExperts">The routed experts trained in full (ESFT full mode) that this rank holds, saved and restored with each checkpoint.</param>
+    /// <param name="collectives">The ranks of an expert-parallel run (the model loaded sharded over the same, timed,
+    /// collectives, so that each step reports its communication); null: one process.</param>
     public LoraTrainer(Recipe recipe, DeepSeekV2ForCausalLM model, LoraConfig lora, PackedDataset train, PackedDataset? eval, TextWriter log,
-        ExpertConfig? fullExperts = null, ICollectives? collectives = null)
+        ExpertConfig? fullExperts = null, TimedCollectives? collectives = null)
     {
         (_recipe, _model, _lora, _train, _eval, _log, _fullExperts) = (recipe, model, lora, train, eval, log, fullExperts);
         // Routers trained in full (lora.train_router) travel in the PEFT adapter as modules_to_save.
         _savesPeftAdapter = LoraInjection.Projections(model).Any(p => p.Projection.HasLora) || PeftAdapter.Routers(model).Any(r => r.Router.Weight.requires_grad);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
         _parameters = trainable.Select(p => p.parameter).ToList();
-        if (_parameters.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
-        if (collectives is { Size: > 1 }) _parallel = new DataParallelRank(collectives, trainable.Select(p => (p.name, p.parameter)));
+        if (collectives is { Size: > 1 })
+        {
+            _parallel = new DataParallelRank(collectives, trainable.Select(p => (p.name, p.parameter)));
+            _communication = collectives;
+        }
+        // A rank may hold none of the experts ESFT full mode trains: it still routes, exchanges and sums with the
+        // others, with an optimiser over nothing.
+        double everywhere = _parallel?.Sum(_parameters.Count) ?? _parameters.Count;
+        if (everywhere == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
         _auxCoefficient = recipe.Train.AuxLossCoef ?? model.Config.AuxLossAlpha;
     }
 
@@ -95,6 +104,7 @@ public sealed class LoraTrainer
             _model.train();
 
             var stepClock = Stopwatch.StartNew();
+            TimeSpan communicationBefore = _communication?.Elapsed ?? TimeSpan.Zero;
             PackedRow[] rows = Enumerable.Range(0, rowsPerStep).Select(i => _train.Row(state.NextRow + i)).ToArray();
             // Every rank reads the whole step, so each knows the step's target-token count on all ranks.
             long targets = rows.Sum(r => CountTargets(r));
@@ -138,9 +148,13 @@ public sealed class LoraTrainer
             }
             optimizer.step();
             state = state with { Step = step + 1, NextRow = state.NextRow + rowsPerStep };
+            double stepSeconds = stepClock.Elapsed.TotalSeconds;
+            // Read before gathering, so that the gathering itself counts for no step.
+            double[]? communication = _communication is null ? null : _parallel!.Gather((_communication.Elapsed - communicationBefore).TotalSeconds);
 
             long tokens = rows.Sum(r => (long)r.Ids.Length);
-            var m = new StepMetrics(step + 1, ce / Math.Max(targets, 1), aux, lr, norm, tokens, tokens / stepClock.Elapsed.TotalSeconds);
+            var m = new StepMetrics(step + 1, ce / Math.Max(targets, 1), aux, lr, norm, tokens, tokens / stepSeconds,
+                StepSeconds: stepSeconds, CommunicationSeconds: communication);
             bool last = step + 1 == t.MaxSteps;
             if (_eval is not null && (last || t.EvalEvery > 0 && (step + 1) % t.EvalEvery == 0))
             {
@@ -152,7 +166,31 @@ public sealed class LoraTrainer
             if (last || t.LogEvery > 0 && (step + 1) % t.LogEvery == 0 || m.EvalLoss is not null) Log(m, clock.Elapsed, state.Step - metrics.Count, t.MaxSteps);
             if (last || t.SaveEvery > 0 && (step + 1) % t.SaveEvery == 0) Save(state, optimizer);
         }
+        LogTiming(metrics);
         return metrics;
+    }
+
+    /// <summary>
+    /// Mean step time and, per rank, its share spent in communication, over this run's steps after the first (which
+    /// pays for warming up: first-touch allocations, lazily initialised kernels).
+    /// </summary>
+    private void LogTiming(List<StepMetrics> metrics)
+    {
+        if (metrics.Count < 2) return;
+        var timed = metrics.Skip(1).ToList();
+        double step = timed.Average(m => m.StepSeconds!.Value);
+        string steps = $"steps {timed[0].Step}-{timed[^1].Step}";
+        if (_communication is null)
+        {
+            _log.WriteLine($"time per step ({steps}): {step:F3} s, no communication (one process)");
+            return;
+        }
+        string ranks = string.Join(", ", Enumerable.Range(0, Ranks).Select(r =>
+        {
+            double c = timed.Average(m => m.CommunicationSeconds![r]);
+            return $"rank {r} {c:F3} s ({100 * c / step:F1} %)";
+        }));
+        _log.WriteLine($"time per step ({steps}): {step:F3} s; in communication: {ranks}");
     }
 
     /// <summary>Mean cross-entropy per target token over one epoch of <paramref name="data"/>.</summary>

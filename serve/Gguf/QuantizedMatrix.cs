@@ -10,9 +10,10 @@ namespace Tune.Serve.Gguf;
 
 /// <summary>
 /// A weight [out, in] as the block-quantised rows of a memory-mapped GGUF tensor (or one expert's slice of a stacked
-/// expert tensor), never dequantised as a whole: x·Wᵀ takes each row's Dot with llama.cpp-rounded activations
-/// (<see cref="ActivationRounding"/>), output rows split across threads; embedding lookups dequantise only the rows
-/// asked for. The mapping must outlive the matrix.
+/// expert tensor), never dequantised as a whole: x·Wᵀ quantises each token's activations once to the weight type's
+/// vec_dot type and takes llama.cpp's integer dot products (<see cref="IntegerDot"/>), several tokens per unpacked
+/// weight block, output rows split across threads; embedding lookups dequantise only the rows asked for. The mapping
+/// must outlive the matrix.
 /// </summary>
 internal sealed unsafe class QuantizedMatrix : IWeightMatrix
 {
@@ -22,7 +23,7 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
     private readonly nint _rows;
     private readonly int _rowBytes;
     private readonly IBlockCodec _codec;
-    private readonly int _activationBlock;
+    private readonly IntegerDot _dot;
     private readonly int _threads;
 
     public QuantizedMatrix(byte* rows, GgmlType type, long outFeatures, long inFeatures, int threads)
@@ -32,7 +33,7 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
             throw new InvalidDataException($"rows of {inFeatures} are not whole {type.Name()} blocks of {_codec.BlockSize}");
         _rows = (nint)rows;
         _rowBytes = checked((int)(inFeatures / _codec.BlockSize * _codec.BytesPerBlock));
-        _activationBlock = ActivationRounding.BlockFor(type);
+        _dot = IntegerDot.For(type) ?? throw new NotSupportedException($"no integer dot product for {type.Name()}");
         _threads = threads;
         OutFeatures = outFeatures;
         InFeatures = inFeatures;
@@ -55,38 +56,41 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
         Tensor output = empty([tokens, OutFeatures], ScalarType.Float32);
         if (tokens == 0) return output.view(shape).to(x.dtype).MoveToOuterDisposeScope();
 
-        float[] rounded = ArrayPool<float>.Shared.Rent(tokens * inFeatures);
+        int activationRow = _dot.ActivationRowBytes(inFeatures);
+        byte[] quantised = ArrayPool<byte>.Shared.Rent(tokens * activationRow);
         try
         {
             var activations = new ReadOnlySpan<float>((void*)TensorData(input), tokens * inFeatures);
             for (int t = 0; t < tokens; t++)
-            {
-                ReadOnlySpan<float> row = activations.Slice(t * inFeatures, inFeatures);
-                Span<float> target = rounded.AsSpan(t * inFeatures, inFeatures);
-                if (_activationBlock == 0) row.CopyTo(target);
-                else ActivationRounding.Round(row, target, _activationBlock);
-            }
+                _dot.QuantizeActivations(activations.Slice(t * inFeatures, inFeatures), quantised.AsSpan(t * activationRow, activationRow));
             nint y = TensorData(output);
             long work = (long)tokens * outFeatures * inFeatures;
             int chunks = work <= SerialWork || _threads == 1 ? 1 : Math.Min(outFeatures, _threads * 4);
             int perChunk = (outFeatures + chunks - 1) / chunks;
-            void Chunk(int c)
+            int blocks = inFeatures / _dot.BlockSize;
+            fixed (byte* firstActivation = quantised)
             {
-                int first = c * perChunk, last = Math.Min(outFeatures, first + perChunk);
-                float* result = (float*)y;
-                for (int o = first; o < last; o++)
+                nint q = (nint)firstActivation;
+                // Rows outside token tiles: a row's blocks stay in L1 while every tile of activations meets them, so
+                // the weights stream from memory once per product however many tokens there are.
+                void Chunk(int c)
                 {
-                    var weights = new ReadOnlySpan<byte>((byte*)_rows + (long)o * _rowBytes, _rowBytes);
-                    for (int t = 0; t < tokens; t++)
-                        result[(long)t * outFeatures + o] = _codec.Dot(weights, rounded.AsSpan(t * inFeatures, inFeatures));
+                    int first = c * perChunk, last = Math.Min(outFeatures, first + perChunk);
+                    for (int o = first; o < last; o++)
+                    {
+                        byte* row = (byte*)_rows + (long)o * _rowBytes;
+                        for (int t = 0; t < tokens; t += IntegerDot.MaxTokens)
+                            _dot.Dot(row, blocks, (byte*)q + (long)t * activationRow, activationRow, Math.Min(IntegerDot.MaxTokens, tokens - t),
+                                (float*)y + (long)t * outFeatures + o, outFeatures, KernelPaths.Best);
+                    }
                 }
+                if (chunks == 1) Chunk(0);
+                else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, Chunk);
             }
-            if (chunks == 1) Chunk(0);
-            else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, Chunk);
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(rounded);
+            ArrayPool<byte>.Shared.Return(quantised);
         }
         return output.view(shape).to(x.dtype).MoveToOuterDisposeScope();
     }

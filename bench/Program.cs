@@ -31,6 +31,8 @@ var runtime = TorchRuntime.Parse("cpu", Option("dtype", "f32"));
 int repeat = int.Parse(Option("repeat", "1"));
 if (args[0] == "infer" && options.TryGetValue("gguf", out string? gguf))
 {
+    // As ServedModel serves a GGUF file: the kernels take --threads, libtorch's ops in between one thread.
+    torch.set_num_threads(1);
     Console.WriteLine(InferenceBenchmark.RunGguf(gguf, runtime, threads, int.Parse(Option("prefill", "256")), int.Parse(Option("decode", "32")), repeat));
     return 0;
 }

@@ -15,18 +15,22 @@ namespace Tune.Quantize;
 /// </summary>
 internal static unsafe class Block32DotsAvx2
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q4_0(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* offsetSums) =>
         Row(GgmlType.Q4_0, weights, blocks, activations, activationRowBytes, tokens, sums, offsetSums);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q5_0(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* offsetSums) =>
         Row(GgmlType.Q5_0, weights, blocks, activations, activationRowBytes, tokens, sums, offsetSums);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q5_1(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* offsetSums) =>
         Row(GgmlType.Q5_1, weights, blocks, activations, activationRowBytes, tokens, sums, offsetSums);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q8_0(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* offsetSums) =>
         Row(GgmlType.Q8_0, weights, blocks, activations, activationRowBytes, tokens, sums, offsetSums);

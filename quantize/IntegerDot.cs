@@ -14,19 +14,31 @@ namespace Tune.Quantize;
 /// integers in the order of the AVX2 kernel llama.cpp runs for the type, so its results are llama.cpp's to the bit:
 /// ggml's vec_dot, except for q4_0 and q4_K, which llama.cpp repacks at load into q4_0_8x8 / q4_K_8x8 and sums one
 /// integer per block and row. The scalar path's results differ by float rounding.
+/// For q4_K, q5_0 and q8_0 there is also an AVX2 kernel over rows interleaved eight at a time
+/// (<see cref="InterleavedQ4K"/>, <see cref="InterleavedBlock32"/>: one activation broadcast feeds eight rows), whose
+/// results are those of the kernel llama.cpp runs for the type to the bit as well; it is the one for decoding.
+/// The kernels are compiled fully optimised at their first call (AggressiveOptimization): a server's first request
+/// should not run them unoptimised, and the tiered, profile-guided code measured slower (the q6_K head of the
+/// Lite-shaped model read 5.3 GB/s against 6.4).
 /// </summary>
 internal sealed unsafe class IntegerDot
 {
     /// <summary>The tokens one <see cref="Dot"/> call takes; enough that unpacking is a small part of the work.</summary>
     public const int MaxTokens = 8;
 
+    /// <summary>The rows one interleaved group holds.</summary>
+    public const int GroupRows = 8;
+
     private readonly delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> _avx2;
     private readonly delegate*<byte*, UnpackedSuperBlock*, void> _unpackSuperBlock;
     private readonly delegate*<byte*, UnpackedBlock32*, void> _unpackBlock32;
+    private readonly delegate*<byte*, long, int, byte*, void> _interleave;
+    private readonly delegate*<byte*, int, byte*, float*, void> _groupDot;
 
     private IntegerDot(GgmlType weights, GgmlType activations, int blockSize, int weightBlockBytes, int activationBlockBytes,
         delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> avx2,
-        delegate*<byte*, UnpackedSuperBlock*, void> unpackSuperBlock, delegate*<byte*, UnpackedBlock32*, void> unpackBlock32)
+        delegate*<byte*, UnpackedSuperBlock*, void> unpackSuperBlock, delegate*<byte*, UnpackedBlock32*, void> unpackBlock32,
+        int groupBlockBytes = 0, delegate*<byte*, long, int, byte*, void> interleave = null, delegate*<byte*, int, byte*, float*, void> groupDot = null)
     {
         Weights = weights;
         Activations = activations;
@@ -36,6 +48,11 @@ internal sealed unsafe class IntegerDot
         _avx2 = avx2;
         _unpackSuperBlock = unpackSuperBlock;
         _unpackBlock32 = unpackBlock32;
+        // The interleaved kernels are AVX2 only; elsewhere rows stay as they are and take the scalar path.
+        bool interleaves = groupDot != null && KernelPaths.Best == KernelPath.Vector256;
+        GroupBlockBytes = interleaves ? groupBlockBytes : 0;
+        _interleave = interleaves ? interleave : null;
+        _groupDot = interleaves ? groupDot : null;
     }
 
     public GgmlType Weights { get; }
@@ -49,27 +66,35 @@ internal sealed unsafe class IntegerDot
 
     public int ActivationBlockBytes { get; }
 
+    /// <summary>The bytes of <see cref="GroupRows"/> rows × one block when interleaved; 0 where there is no interleaved kernel.</summary>
+    public int GroupBlockBytes { get; }
+
     /// <summary>The kernel for weights of <paramref name="weights"/>, or null where there is none (float types).</summary>
     public static IntegerDot? For(GgmlType weights) => weights switch
     {
-        GgmlType.Q4_K => SuperBlocks(weights, Q4KCodec.BytesPerBlock, &SuperBlockDotsAvx2.Q4K, &SuperBlockUnpack.Q4K),
+        GgmlType.Q4_K => SuperBlocks(weights, Q4KCodec.BytesPerBlock, &SuperBlockDotsAvx2.Q4K, &SuperBlockUnpack.Q4K,
+            InterleavedQ4K.GroupBlockBytes, &InterleavedQ4K.Interleave, &InterleavedQ4K.Dot),
         GgmlType.Q5_K => SuperBlocks(weights, Q5KCodec.BytesPerBlock, &SuperBlockDotsAvx2.Q5K, &SuperBlockUnpack.Q5K),
         GgmlType.Q6_K => SuperBlocks(weights, Q6KCodec.BytesPerBlock, &SuperBlockDotsAvx2.Q6K, &SuperBlockUnpack.Q6K),
         GgmlType.Q4_0 => Blocks32(weights, GgmlType.Q8_0, Q4_0Codec.BytesPerBlock, &Block32DotsAvx2.Q4_0, &Block32Unpack.Q4_0),
-        GgmlType.Q5_0 => Blocks32(weights, GgmlType.Q8_0, Q5_0Codec.BytesPerBlock, &Block32DotsAvx2.Q5_0, &Block32Unpack.Q5_0),
+        GgmlType.Q5_0 => Blocks32(weights, GgmlType.Q8_0, Q5_0Codec.BytesPerBlock, &Block32DotsAvx2.Q5_0, &Block32Unpack.Q5_0,
+            InterleavedBlock32.Q5_0GroupBlockBytes, &InterleavedBlock32.InterleaveQ5_0, &InterleavedBlock32.DotQ5_0),
         GgmlType.Q5_1 => Blocks32(weights, GgmlType.Q8_1, Q5_1Codec.BytesPerBlock, &Block32DotsAvx2.Q5_1, &Block32Unpack.Q5_1),
-        GgmlType.Q8_0 => Blocks32(weights, GgmlType.Q8_0, Q8_0Codec.BytesPerBlock, &Block32DotsAvx2.Q8_0, &Block32Unpack.Q8_0),
+        GgmlType.Q8_0 => Blocks32(weights, GgmlType.Q8_0, Q8_0Codec.BytesPerBlock, &Block32DotsAvx2.Q8_0, &Block32Unpack.Q8_0,
+            InterleavedBlock32.Q8_0GroupBlockBytes, &InterleavedBlock32.InterleaveQ8_0, &InterleavedBlock32.DotQ8_0),
         _ => null,
     };
 
     private static IntegerDot SuperBlocks(GgmlType weights, int bytes, delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> avx2,
-        delegate*<byte*, UnpackedSuperBlock*, void> unpack) =>
-        new(weights, GgmlType.Q8_K, UnpackedSuperBlock.Size, bytes, Q8KActivations.BlockBytes, avx2, unpack, null);
+        delegate*<byte*, UnpackedSuperBlock*, void> unpack, int groupBlockBytes = 0, delegate*<byte*, long, int, byte*, void> interleave = null,
+        delegate*<byte*, int, byte*, float*, void> groupDot = null) =>
+        new(weights, GgmlType.Q8_K, UnpackedSuperBlock.Size, bytes, Q8KActivations.BlockBytes, avx2, unpack, null, groupBlockBytes, interleave, groupDot);
 
     private static IntegerDot Blocks32(GgmlType weights, GgmlType activations, int bytes,
-        delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> avx2, delegate*<byte*, UnpackedBlock32*, void> unpack) =>
-        new(weights, activations, UnpackedBlock32.Size, bytes,
-            activations == GgmlType.Q8_1 ? Q8_1Activations.BlockBytes : Q8_0Activations.BlockBytes, avx2, null, unpack);
+        delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> avx2, delegate*<byte*, UnpackedBlock32*, void> unpack,
+        int groupBlockBytes = 0, delegate*<byte*, long, int, byte*, void> interleave = null, delegate*<byte*, int, byte*, float*, void> groupDot = null) =>
+        new(weights, activations, UnpackedBlock32.Size, bytes, activations == GgmlType.Q8_1 ? Q8_1Activations.BlockBytes : Q8_0Activations.BlockBytes,
+            avx2, null, unpack, groupBlockBytes, interleave, groupDot);
 
     /// <summary>The bytes of one token's quantised activations of <paramref name="values"/> values.</summary>
     public int ActivationRowBytes(int values) => values / BlockSize * ActivationBlockBytes;
@@ -132,6 +157,23 @@ internal sealed unsafe class IntegerDot
             }
         }
         for (int t = 0; t < tokens; t++) results[t * resultStride] = scalarSums[t];
+    }
+
+    /// <summary>
+    /// <see cref="GroupRows"/> rows of <paramref name="blocks"/> blocks, <paramref name="rowBytes"/> apart, as the
+    /// interleaved kernel's group (<paramref name="blocks"/> × <see cref="GroupBlockBytes"/> bytes at <paramref name="group"/>).
+    /// </summary>
+    public void Interleave(byte* rows, long rowBytes, int blocks, byte* group)
+    {
+        if (_interleave == null) throw new NotSupportedException($"no interleaved kernel for {Weights.Name()} on this CPU");
+        _interleave(rows, rowBytes, blocks, group);
+    }
+
+    /// <summary>results[0 … 7] = the eight rows of an interleaved group · one token's activations.</summary>
+    public void DotGroup(byte* group, int blocks, byte* activation, float* results)
+    {
+        if (_groupDot == null) throw new NotSupportedException($"no interleaved kernel for {Weights.Name()} on this CPU");
+        _groupDot(group, blocks, activation, results);
     }
 
     // hsum_float_8's order, (l0 + l4) + (l2 + l6) + ((l1 + l5) + (l3 + l7)), so that sums are ggml's to the bit.

@@ -15,28 +15,35 @@ namespace Tune.Quantize;
 /// </summary>
 internal static unsafe class SuperBlockDotsAvx2
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q4K(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* minSums) =>
         ScaleMinBlocks(weights, Q4KCodec.BytesPerBlock, withHighBits: false, wholeBlockSums: true, blocks, activations, activationRowBytes, tokens, sums, minSums);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q5K(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* minSums) =>
         ScaleMinBlocks(weights, Q5KCodec.BytesPerBlock, withHighBits: true, wholeBlockSums: false, blocks, activations, activationRowBytes, tokens, sums, minSums);
 
     /// <param name="sideSums">unused: q6_K has no mins.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q6K(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* sideSums)
     {
+        if (tokens == 1)
+        {
+            sums[0] = Q6KOneToken(weights, blocks, activations, sums[0]);
+            return;
+        }
         for (int b = 0; b < blocks; b++)
         {
             byte* block = weights + (long)b * Q6KCodec.BytesPerBlock, activation = activations + (long)b * Q8KActivations.BlockBytes;
-            sbyte* s = (sbyte*)(block + SuperBlockUnpack.Q6KScales);
+            Vector128<sbyte> s = Vector128.Load((sbyte*)(block + SuperBlockUnpack.Q6KScales));
             (Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3) = Q6KHalf(block, 0);
             (Vector256<byte> l4, Vector256<byte> l5, Vector256<byte> l6, Vector256<byte> l7) = Q6KHalf(block, 1);
-            Vector256<short> s0 = GroupScales(s[0], s[1]), s1 = GroupScales(s[2], s[3]), s2 = GroupScales(s[4], s[5]), s3 = GroupScales(s[6], s[7]);
-            Vector256<short> s4 = GroupScales(s[8], s[9]), s5 = GroupScales(s[10], s[11]), s6 = GroupScales(s[12], s[13]), s7 = GroupScales(s[14], s[15]);
-            // Σ (L − 32)·q·scale = Σ L·q·scale − Σ_g 32·scale_g·bsum_g, in integers as ggml has it.
-            Vector256<short> corrections = Vector256.ShiftLeft(Avx2.ConvertToVector256Int16(Vector128.Load(s)), 5);
+            Vector256<short> s0 = GroupScales(s, 0), s1 = GroupScales(s, 1), s2 = GroupScales(s, 2), s3 = GroupScales(s, 3);
+            Vector256<short> s4 = GroupScales(s, 4), s5 = GroupScales(s, 5), s6 = GroupScales(s, 6), s7 = GroupScales(s, 7);
+            Vector256<short> corrections = Q6KCorrections(s);
             float d = Fp16.ToFloat(Unsafe.ReadUnaligned<ushort>(block + SuperBlockUnpack.Q6KScale));
             for (int t = 0; t < tokens; t++, activation += activationRowBytes)
             {
@@ -49,6 +56,35 @@ internal static unsafe class SuperBlockDotsAvx2
             }
         }
     }
+
+    // One token, as ggml's vec_dot runs it: each half-block's levels and scales are made where they are used,
+    // so nothing is held across the block (the same integers as the loop above, so the same sums).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector256<float> Q6KOneToken(byte* weights, int blocks, byte* activation, Vector256<float> sum)
+    {
+        for (int b = 0; b < blocks; b++, weights += Q6KCodec.BytesPerBlock, activation += Q8KActivations.BlockBytes)
+        {
+            Vector128<sbyte> s = Vector128.Load((sbyte*)(weights + SuperBlockUnpack.Q6KScales));
+            sbyte* q = (sbyte*)(activation + Q8KActivations.LevelsOffset);
+            Vector256<int> levelSum = Q6KHalfSum(weights, 0, q, s) + Q6KHalfSum(weights, 1, q + 128, s);
+            Vector256<int> offset = Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(activation + Q8KActivations.SumsOffset)), Q6KCorrections(s));
+            float scale = Fp16.ToFloat(Unsafe.ReadUnaligned<ushort>(weights + SuperBlockUnpack.Q6KScale)) * Unsafe.ReadUnaligned<float>(activation);
+            sum = Vector256.MultiplyAddEstimate(Avx.ConvertToVector256Single(levelSum - offset), Vector256.Create(scale), sum);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KHalfSum(byte* block, int half, sbyte* q, Vector128<sbyte> scales)
+    {
+        (Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3) = Q6KHalf(block, half);
+        return (Pairs(l0, q, GroupScales(scales, 4 * half)) + Pairs(l1, q + 32, GroupScales(scales, 4 * half + 1)))
+               + (Pairs(l2, q + 64, GroupScales(scales, 4 * half + 2)) + Pairs(l3, q + 96, GroupScales(scales, 4 * half + 3)));
+    }
+
+    // Σ (L − 32)·q·scale = Σ L·q·scale − Σ_g 32·scale_g·bsum_g, in integers as ggml has it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Q6KCorrections(Vector128<sbyte> scales) => Vector256.ShiftLeft(Avx2.ConvertToVector256Int16(scales), 5);
 
     // q4_K and q5_K: the ScaleMinSuperBlock header, then (q5_K) 32 bytes of fifth bits, then the nibbles. With
     // wholeBlockSums each block's level and min sums are one integer each, added into two floats (side lanes 0 and
@@ -136,7 +172,12 @@ internal static unsafe class SuperBlockDotsAvx2
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> SubBlockScale(ulong scales, int subBlock) => Vector256.Create((short)(byte)(scales >> 8 * subBlock));
 
-    // 16 int16 lanes: the first 8 (the first 16 weights' pairs) one group's scale, the last 8 the next group's.
+    // 16 int16 lanes: the first 8 (the first 16 weights' pairs) group 2·pair's scale, the last 8 group 2·pair + 1's.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> GroupScales(sbyte first, sbyte second) => Vector256.Create(Vector128.Create((short)first), Vector128.Create((short)second));
+    private static Vector256<short> GroupScales(Vector128<sbyte> scales, int pair)
+    {
+        byte first = (byte)(2 * pair), second = (byte)(2 * pair + 1);
+        Vector128<byte> spread = Vector128.Create(first, first, first, first, first, first, first, first, second, second, second, second, second, second, second, second);
+        return Avx2.ConvertToVector256Int16(Ssse3.Shuffle(scales, spread.AsSByte()));
+    }
 }

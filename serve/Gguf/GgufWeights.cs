@@ -47,7 +47,7 @@ public sealed unsafe class GgufWeights : CheckpointWeights
         if (r.Transform == TensorTransform.KeyHalfTransposed) return KvB(r.Layer, expectedShape);
         (GgufTensorInfo info, nint data) = Slice(r, expectedShape);
         if (Stored(info.Type) is { } stored) return Mapped((byte*)data, stored, expectedShape, Runtime);
-        float[] values = Matrix(info, data, expectedShape).Dequantize();
+        float[] values = Matrix(info, data, expectedShape, forProducts: false).Dequantize();
         Tensor dense = tensor(values, expectedShape);
         if (dense.dtype == Runtime.DType && Runtime.Device.type == TorchSharp.DeviceType.CPU) return dense;
         using (dense) return dense.to(Runtime.DType, Runtime.Device);
@@ -59,14 +59,14 @@ public sealed unsafe class GgufWeights : CheckpointWeights
         // The absorbed attention slices kv_b_proj's dense weight (a legacy attn_kv_b, or the split halves rebuilt).
         if (r is null || name.EndsWith(".kv_b_proj", StringComparison.Ordinal)) return base.LoadProjection(name, outFeatures, inFeatures);
         (GgufTensorInfo info, nint data) = Slice(r, [outFeatures, inFeatures]);
-        return Stored(info.Type) is null ? new Projection(name, Matrix(info, data, [outFeatures, inFeatures])) : base.LoadProjection(name, outFeatures, inFeatures);
+        return Stored(info.Type) is null ? new Projection(name, Matrix(info, data, [outFeatures, inFeatures], forProducts: true)) : base.LoadProjection(name, outFeatures, inFeatures);
     }
 
     public override TokenEmbedding LoadEmbedding(string name, long vocab, long hidden)
     {
         Resolved r = Resolve(name + ".weight") ?? throw new KeyNotFoundException($"{_file.Path}: no GGUF tensor holds {name}.weight");
         (GgufTensorInfo info, nint data) = Slice(r, [vocab, hidden]);
-        return Stored(info.Type) is null ? new TokenEmbedding(Matrix(info, data, [vocab, hidden])) : base.LoadEmbedding(name, vocab, hidden);
+        return Stored(info.Type) is null ? new TokenEmbedding(Matrix(info, data, [vocab, hidden], forProducts: false)) : base.LoadEmbedding(name, vocab, hidden);
     }
 
     /// <summary>
@@ -87,7 +87,7 @@ public sealed unsafe class GgufWeights : CheckpointWeights
         {
             long headBytes = t.Type.ByteCount([row, rows]);
             return Enumerable.Range(0, heads)
-                .Select(h => (IWeightMatrix)new QuantizedMatrix(_file.DataPointer(t) + headBytes * h, t.Type, rows, row, _threads)).ToArray();
+                .Select(h => (IWeightMatrix)new QuantizedMatrix(_file.DataPointer(t) + headBytes * h, t.Type, rows, row, _threads, forProducts: true)).ToArray();
         }
         return new AbsorbedKv(Heads(keys, rank, nope), Heads(values, value, rank));
     }
@@ -131,8 +131,8 @@ public sealed unsafe class GgufWeights : CheckpointWeights
         return (info, data);
     }
 
-    private QuantizedMatrix Matrix(GgufTensorInfo info, nint data, long[] shape) =>
-        new((byte*)data, info.Type, shape[0], shape.Length > 1 ? shape[1] : 1, _threads);
+    private QuantizedMatrix Matrix(GgufTensorInfo info, nint data, long[] shape, bool forProducts) =>
+        new((byte*)data, info.Type, shape[0], shape.Length > 1 ? shape[1] : 1, _threads, forProducts);
 
     private static ScalarType? Stored(GgmlType type) => type switch
     {
@@ -165,6 +165,6 @@ public sealed unsafe class GgufWeights : CheckpointWeights
                                            $"[{string.Join(", ", shape)}]");
         byte* data = _file.DataPointer(info);
         if (Stored(info.Type) is { } stored) return Mapped(data, stored, shape, TorchRuntime.Cpu);
-        return tensor(new QuantizedMatrix(data, info.Type, shape[0] * shape[1], shape[2], 1).Dequantize(), shape);
+        return tensor(new QuantizedMatrix(data, info.Type, shape[0] * shape[1], shape[2], 1, forProducts: false).Dequantize(), shape);
     }
 }

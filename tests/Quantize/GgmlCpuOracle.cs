@@ -49,5 +49,62 @@ internal static unsafe class GgmlCpuOracle
         return s;
     }
 
+    /// <summary>
+    /// llama.cpp's AVX2 GEMV over q4_K rows repacked eight at a time (<c>ggml_gemv_q4_K_8x8_q8_K</c>, exported as the
+    /// template <c>ggml::cpu::repack::gemv&lt;block_q4_K, 8, 8, GGML_TYPE_Q8_K&gt;</c>): <paramref name="rows"/> results for one
+    /// token's Q8_K activations, the weights in <see cref="RepackQ4K"/>'s block_q4_Kx8 layout.
+    /// </summary>
+    public static float[] GemvQ4K8x8(ReadOnlySpan<byte> repacked, ReadOnlySpan<byte> activations, int n, int rows)
+    {
+        var gemv = (delegate* unmanaged<int, float*, nuint, byte*, byte*, int, int, void>)Export(
+            "_ZN4ggml3cpu6repack4gemvI10block_q4_KLl8ELl8EL9ggml_type15EEEviPfmPKvS7_ii");
+        float[] results = new float[rows];
+        fixed (float* s = results)
+        fixed (byte* w = repacked)
+        fixed (byte* a = activations)
+            gemv(n, s, 0, w, a, 1, rows);
+        return results;
+    }
+
+    /// <summary>
+    /// q4_K rows (a multiple of eight) in llama.cpp's block_q4_Kx8 layout (repack.cpp make_block_q4_Kx8 with an
+    /// interleave of 8): per super-block column the eight d, the eight dmin, 96 bytes of scales and mins regrouped by
+    /// sub-block, then the nibbles eight bytes of a row at a time, rows in turn.
+    /// </summary>
+    public static byte[] RepackQ4K(ReadOnlySpan<byte> rowBlocks, int rows, int blocks)
+    {
+        const int BlockBytes = 144, Rows = 8;
+        byte[] repacked = new byte[rowBlocks.Length];
+        Span<byte> s = stackalloc byte[Rows], m = stackalloc byte[Rows];
+        int o = 0;
+        for (int r0 = 0; r0 < rows; r0 += Rows)
+            for (int x = 0; x < blocks; x++)
+            {
+                int Block(int i) => ((r0 + i) * blocks + x) * BlockBytes;
+                for (int i = 0; i < Rows; i++) rowBlocks.Slice(Block(i), 2).CopyTo(repacked.AsSpan(o + 2 * i));
+                for (int i = 0; i < Rows; i++) rowBlocks.Slice(Block(i) + 2, 2).CopyTo(repacked.AsSpan(o + 16 + 2 * i));
+                for (int half = 0; half < 2; half++)
+                    for (int i = 0; i < 4; i++)
+                    {
+                        for (int j = 0; j < Rows; j++)
+                        {
+                            ReadOnlySpan<byte> sc = rowBlocks.Slice(Block(j) + 4, 12);
+                            s[j] = half == 0 ? (byte)(sc[i] & 63) : (byte)((sc[i] & 192) >> 2 | sc[i + 8] & 15);
+                            m[j] = half == 0 ? (byte)(sc[i + 4] & 63) : (byte)((sc[i + 4] & 192) >> 2 | (sc[i + 8] & 240) >> 4);
+                        }
+                        Span<byte> target = repacked.AsSpan(o + 32 + 48 * half + 12 * i, 12);
+                        for (int k = 0; k < 4; k++)
+                        {
+                            target[k] = (byte)((s[k] & 63) + ((s[k + 4] & 48) << 2));
+                            target[4 + k] = (byte)((m[k] & 63) + ((m[k + 4] & 48) << 2));
+                            target[8 + k] = (byte)((s[k + 4] & 15) + ((m[k + 4] & 15) << 4));
+                        }
+                    }
+                for (int i = 0; i < 128; i++) rowBlocks.Slice(Block(i % Rows) + 16 + i / Rows * 8, 8).CopyTo(repacked.AsSpan(o + 128 + 8 * i));
+                o += Rows * BlockBytes;
+            }
+        return repacked;
+    }
+
     private static nint Export(string name) => NativeLibrary.GetExport(Library.Value, name);
 }

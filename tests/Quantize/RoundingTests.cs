@@ -50,6 +50,21 @@ public sealed class RoundingTests
         }
     }
 
+    [Fact]
+    public void EightHalvesAtOnceGiveTheScalarBits()
+    {
+        Assert.True(System.Runtime.Intrinsics.X86.Avx2.IsSupported, "the vector conversion is AVX2");
+        for (int h = 0; h <= ushort.MaxValue; h += 8)
+        {
+            Vector128<ushort> halves = Vector128.Create((ushort)h, (ushort)(h + 1), (ushort)(h + 2), (ushort)(h + 3), (ushort)(h + 4), (ushort)(h + 5),
+                (ushort)(h + 6), (ushort)(h + 7));
+            Vector256<float> values = Fp16.ToFloat(halves);
+            for (int i = 0; i < 8; i++)
+                Assert.True(BitConverter.SingleToUInt32Bits(Fp16.ToFloat((ushort)(h + i))) == BitConverter.SingleToUInt32Bits(values[i]),
+                    $"0x{h + i:X4}: scalar {Fp16.ToFloat((ushort)(h + i)):R}, vector {values[i]:R}");
+        }
+    }
+
     [Theory]
     [InlineData(0.5f, 0)]
     [InlineData(1.5f, 2)]

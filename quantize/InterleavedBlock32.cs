@@ -75,6 +75,7 @@ internal static unsafe class InterleavedBlock32
         Vector256<float> s4 = Vector256<float>.Zero, s5 = Vector256<float>.Zero, s6 = Vector256<float>.Zero, s7 = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++, group += groupBlockBytes, activation += Q8_0Activations.BlockBytes)
         {
+            StreamPrefetch.Ahead(group, groupBlockBytes);
             Vector256<float> d = Fp16.ToFloat(Vector128.Load((ushort*)group)) * Vector256.Create(Fp16.ToFloat(Unsafe.ReadUnaligned<ushort>(activation)));
             byte* x = activation + Q8_0Activations.LevelsOffset;
             if (type == GgmlType.Q8_0)

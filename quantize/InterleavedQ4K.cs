@@ -53,6 +53,7 @@ internal static unsafe class InterleavedQ4K
         Vector256<float> levels = Vector256<float>.Zero, mins = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++, group += GroupBlockBytes, activation += Q8KActivations.BlockBytes)
         {
+            StreamPrefetch.Ahead(group, GroupBlockBytes);
             byte* q = activation + Q8KActivations.LevelsOffset;
             short* bsums = (short*)(activation + Q8KActivations.SumsOffset);
             // The activations' sum over each 32-value sub-block, two to an int32 lane as the mins are paired.

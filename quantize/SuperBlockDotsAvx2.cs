@@ -15,6 +15,7 @@ namespace Tune.Quantize;
 /// </summary>
 internal static unsafe class SuperBlockDotsAvx2
 {
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q4K(byte* weights, int blocks, byte* activations, int activationRowBytes, int tokens, Vector256<float>* sums,
         Vector128<float>* minSums) =>
@@ -64,6 +65,7 @@ internal static unsafe class SuperBlockDotsAvx2
     {
         for (int b = 0; b < blocks; b++, weights += Q6KCodec.BytesPerBlock, activation += Q8KActivations.BlockBytes)
         {
+            StreamPrefetch.Ahead(weights, Q6KCodec.BytesPerBlock);
             Vector128<sbyte> s = Vector128.Load((sbyte*)(weights + SuperBlockUnpack.Q6KScales));
             sbyte* q = (sbyte*)(activation + Q8KActivations.LevelsOffset);
             Vector256<int> levelSum = Q6KHalfSum(weights, 0, q, s) + Q6KHalfSum(weights, 1, q + 128, s);

@@ -65,47 +65,65 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
     public Tensor Multiply(Tensor x)
     {
         if (x.device_type != DeviceType.CPU) throw new ArgumentException("quantised GGUF weights multiply on the CPU only");
-        if (x.shape[^1] != InFeatures) throw new ArgumentException($"input rows of {x.shape[^1]}, weight rows of {InFeatures}");
-        using var scope = NewDisposeScope();
-        int inFeatures = (int)InFeatures, outFeatures = (int)OutFeatures;
-        Tensor input = x.to(ScalarType.Float32).contiguous();
-        int tokens = checked((int)(input.numel() / inFeatures));
-        long[] shape = [.. x.shape[..^1], OutFeatures];
-        Tensor output = empty([tokens, OutFeatures], ScalarType.Float32);
-        if (tokens == 0) return output.view(shape).to(x.dtype).MoveToOuterDisposeScope();
+        long[] inputShape = x.shape;
+        if (inputShape[^1] != InFeatures) throw new ArgumentException($"input rows of {inputShape[^1]}, weight rows of {InFeatures}");
+        // A float32 contiguous input is read where it is, and the output made in its final shape: a decode step
+        // makes some 150 of these products, most of them small, and every libtorch op costs microseconds.
+        Tensor? converted = x.dtype == ScalarType.Float32 ? null : x.to(ScalarType.Float32);
+        Tensor? copied = (converted ?? x).is_contiguous() ? null : (converted ?? x).contiguous();
+        try
+        {
+            Tensor output = empty([.. inputShape[..^1], OutFeatures], ScalarType.Float32);
+            int tokens = checked((int)(x.numel() / InFeatures));
+            if (tokens > 0) Products(TensorData(copied ?? converted ?? x), tokens, TensorData(output));
+            if (converted is null) return output;
+            using (output) return output.to(x.dtype);
+        }
+        finally
+        {
+            copied?.Dispose();
+            converted?.Dispose();
+        }
+    }
 
+    private void Products(nint input, int tokens, nint output)
+    {
+        int inFeatures = (int)InFeatures, outFeatures = (int)OutFeatures;
         int activationRow = _dot.ActivationRowBytes(inFeatures);
         byte[] quantised = ArrayPool<byte>.Shared.Rent(tokens * activationRow);
         try
         {
-            var activations = new ReadOnlySpan<float>((void*)TensorData(input), tokens * inFeatures);
+            var activations = new ReadOnlySpan<float>((void*)input, tokens * inFeatures);
             for (int t = 0; t < tokens; t++)
                 _dot.QuantizeActivations(activations.Slice(t * inFeatures, inFeatures), quantised.AsSpan(t * activationRow, activationRow));
-            nint y = TensorData(output);
             // Work is split by output row, or by group of rows where they are interleaved.
             int units = _groups != null ? outFeatures / IntegerDot.GroupRows : outFeatures;
             long work = (long)tokens * outFeatures * inFeatures;
             int chunks = work <= SerialWork || _threads == 1 ? 1 : Math.Min(units, _threads * 4);
-            int perChunk = (units + chunks - 1) / chunks;
-            fixed (byte* firstActivation = quantised)
-            fixed (byte* firstGroup = _groups)
+            fixed (byte* q = quantised)
+            fixed (byte* groups = _groups)
             {
-                nint q = (nint)firstActivation, groups = (nint)firstGroup;
-                void Chunk(int c)
-                {
-                    int first = c * perChunk, last = Math.Min(units, first + perChunk);
-                    if (groups != 0) GroupProducts((byte*)groups, first, last, (byte*)q, activationRow, tokens, (float*)y);
-                    else RowProducts(first, last, (byte*)q, activationRow, tokens, (float*)y);
-                }
-                if (chunks == 1) Chunk(0);
-                else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, Chunk);
+                if (chunks == 1) Chunk(groups, 0, units, q, activationRow, tokens, (float*)output);
+                else SplitAcrossThreads((nint)groups, units, chunks, (nint)q, activationRow, tokens, output);
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(quantised);
         }
-        return output.view(shape).to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    private void SplitAcrossThreads(nint groups, int units, int chunks, nint activations, int activationRow, int tokens, nint output)
+    {
+        int perChunk = (units + chunks - 1) / chunks;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _threads }, c =>
+            Chunk((byte*)groups, c * perChunk, Math.Min(units, (c + 1) * perChunk), (byte*)activations, activationRow, tokens, (float*)output));
+    }
+
+    private void Chunk(byte* groups, int first, int last, byte* activations, int activationRow, int tokens, float* y)
+    {
+        if (groups != null) GroupProducts(groups, first, last, activations, activationRow, tokens, y);
+        else RowProducts(first, last, activations, activationRow, tokens, y);
     }
 
     // Tokens inside groups: a group's blocks stay in L1 while every token meets them, so the weights stream from

@@ -16,7 +16,8 @@ namespace Tune.Quantize;
 /// integer per block and row. The scalar path's results differ by float rounding.
 /// For q4_K, q5_0 and q8_0 there is also an AVX2 kernel over rows interleaved eight at a time
 /// (<see cref="InterleavedQ4K"/>, <see cref="InterleavedBlock32"/>: one activation broadcast feeds eight rows), whose
-/// results are those of the kernel llama.cpp runs for the type to the bit as well; it is the one for decoding.
+/// results are those of the kernel llama.cpp runs for the type to the bit as well; the server multiplies with it
+/// wherever a matrix's rows come in eights.
 /// The kernels are compiled fully optimised at their first call (AggressiveOptimization): a server's first request
 /// should not run them unoptimised, and the tiered, profile-guided code measured slower (the q6_K head of the
 /// Lite-shaped model read 5.3 GB/s against 6.4).
@@ -34,6 +35,7 @@ internal sealed unsafe class IntegerDot
     private readonly delegate*<byte*, UnpackedBlock32*, void> _unpackBlock32;
     private readonly delegate*<byte*, long, int, byte*, void> _interleave;
     private readonly delegate*<byte*, int, byte*, float*, void> _groupDot;
+    private readonly delegate*<byte*, int, byte*, int, float*, long, void> _groupDotFour;
 
     private IntegerDot(GgmlType weights, GgmlType activations, int blockSize, int weightBlockBytes, int activationBlockBytes,
         delegate*<byte*, int, byte*, int, int, Vector256<float>*, Vector128<float>*, void> avx2,
@@ -53,6 +55,8 @@ internal sealed unsafe class IntegerDot
         GroupBlockBytes = interleaves ? groupBlockBytes : 0;
         _interleave = interleaves ? interleave : null;
         _groupDot = interleaves ? groupDot : null;
+        // Only q4_K has a four-token group kernel; the others take tokens one at a time.
+        _groupDotFour = interleaves && weights == GgmlType.Q4_K ? &InterleavedQ4K.DotFour : null;
     }
 
     public GgmlType Weights { get; }
@@ -68,6 +72,9 @@ internal sealed unsafe class IntegerDot
 
     /// <summary>The bytes of <see cref="GroupRows"/> rows × one block when interleaved; 0 where there is no interleaved kernel.</summary>
     public int GroupBlockBytes { get; }
+
+    /// <summary>Whether <see cref="DotGroupFour"/> is there: an interleaved kernel that takes four tokens in one pass.</summary>
+    public bool DotsFourTokensAGroup => _groupDotFour != null;
 
     /// <summary>The kernel for weights of <paramref name="weights"/>, or null where there is none (float types).</summary>
     public static IntegerDot? For(GgmlType weights) => weights switch
@@ -174,6 +181,16 @@ internal sealed unsafe class IntegerDot
     {
         if (_groupDot == null) throw new NotSupportedException($"no interleaved kernel for {Weights.Name()} on this CPU");
         _groupDot(group, blocks, activation, results);
+    }
+
+    /// <summary>
+    /// <see cref="DotGroup"/> for four tokens, activations <paramref name="activationRowBytes"/> apart, each token's
+    /// eight results <paramref name="resultStride"/> apart; the same bits as four <see cref="DotGroup"/> calls.
+    /// </summary>
+    public void DotGroupFour(byte* group, int blocks, byte* activations, int activationRowBytes, float* results, long resultStride)
+    {
+        if (_groupDotFour == null) throw new NotSupportedException($"no four-token interleaved kernel for {Weights.Name()} on this CPU");
+        _groupDotFour(group, blocks, activations, activationRowBytes, results, resultStride);
     }
 
     // hsum_float_8's order, (l0 + l4) + (l2 + l6) + ((l1 + l5) + (l3 + l7)), so that sums are ggml's to the bit.

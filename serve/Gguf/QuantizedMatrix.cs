@@ -59,9 +59,6 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
     public long OutFeatures { get; }
     public long InFeatures { get; }
 
-    /// <summary>Whether products run on interleaved row groups.</summary>
-    public bool Interleaved => _groups != null;
-
     public Tensor Multiply(Tensor x)
     {
         if (x.device_type != DeviceType.CPU) throw new ArgumentException("quantised GGUF weights multiply on the CPU only");
@@ -127,15 +124,20 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
     }
 
     // Tokens inside groups: a group's blocks stay in L1 while every token meets them, so the weights stream from
-    // memory once per product however many tokens there are.
+    // memory once per product however many tokens there are; four at a time where the kernel takes four.
     private void GroupProducts(byte* groups, int first, int last, byte* activations, int activationRow, int tokens, float* y)
     {
         int outFeatures = (int)OutFeatures;
         for (int g = first; g < last; g++)
         {
             byte* group = groups + g * _groupBytes;
-            for (int t = 0; t < tokens; t++)
-                _dot.DotGroup(group, _blocks, activations + (long)t * activationRow, y + (long)t * outFeatures + (long)g * IntegerDot.GroupRows);
+            float* results = y + (long)g * IntegerDot.GroupRows;
+            int t = 0;
+            if (_dot.DotsFourTokensAGroup)
+                for (; t + 4 <= tokens; t += 4)
+                    _dot.DotGroupFour(group, _blocks, activations + (long)t * activationRow, activationRow, results + (long)t * outFeatures, outFeatures);
+            for (; t < tokens; t++)
+                _dot.DotGroup(group, _blocks, activations + (long)t * activationRow, results + (long)t * outFeatures);
         }
     }
 

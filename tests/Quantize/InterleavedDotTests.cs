@@ -35,6 +35,41 @@ public sealed unsafe class InterleavedDotTests
         }
     }
 
+    [Fact]
+    public void FourTokensAtOnceGiveEachTokensBits()
+    {
+        Assert.True(GgmlCpuOracle.Runs, "the interleaved kernels need a CPU with AVX2 and FMA");
+        IntegerDot dot = IntegerDot.For(GgmlType.Q4_K)!;
+        Assert.True(dot.DotsFourTokensAGroup, "q4_K has a four-token group kernel");
+        const int Width = 2048, Tokens = 4;
+        int blocks = Width / dot.BlockSize, rowBytes = blocks * dot.WeightBlockBytes, activationRow = dot.ActivationRowBytes(Width);
+        byte[] weights = GgmlAgreementTests.RandomBlocks(GgmlType.Q4_K, BlockCodecs.For(GgmlType.Q4_K), IntegerDot.GroupRows * blocks, seed: 9);
+        byte[] activations = new byte[Tokens * activationRow];
+        for (int t = 0; t < Tokens; t++)
+            dot.QuantizeActivations(TestRows.Normal(Width, 40 + t, sigma: t + 1), activations.AsSpan(t * activationRow, activationRow));
+        byte[] group = new byte[blocks * dot.GroupBlockBytes];
+        // Results of token t at t·stride, the stride wider than a group so that a misplaced store shows as a non-zero gap.
+        const int Stride = 2 * IntegerDot.GroupRows;
+        float[] together = new float[Tokens * Stride], alone = new float[Tokens * IntegerDot.GroupRows];
+        fixed (byte* w = weights)
+        fixed (byte* g = group)
+        fixed (byte* a = activations)
+        fixed (float* y = together, z = alone)
+        {
+            dot.Interleave(w, rowBytes, blocks, g);
+            dot.DotGroupFour(g, blocks, a, activationRow, y, Stride);
+            for (int t = 0; t < Tokens; t++) dot.DotGroup(g, blocks, a + t * activationRow, z + t * IntegerDot.GroupRows);
+        }
+        for (int t = 0; t < Tokens; t++)
+            for (int r = 0; r < IntegerDot.GroupRows; r++)
+            {
+                Assert.True(BitConverter.SingleToInt32Bits(alone[t * IntegerDot.GroupRows + r]) == BitConverter.SingleToInt32Bits(together[t * Stride + r]),
+                    $"token {t} row {r}: four at once {together[t * Stride + r]:R}, alone {alone[t * IntegerDot.GroupRows + r]:R}");
+                Assert.Equal(0f, together[t * Stride + IntegerDot.GroupRows + r]);
+            }
+        Assert.True(alone.Distinct().Count() > alone.Length / 2, "results too alike to tell tokens and rows apart");
+    }
+
     private static void Check(GgmlType type, IntegerDot dot, string name, byte[] weights, int width)
     {
         int blocks = width / dot.BlockSize, rowBytes = blocks * dot.WeightBlockBytes;
